@@ -1,0 +1,34 @@
+# Everything installs into .venv from this repository's own files. `make demo` and `make test` are the README's commands.
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test slow docs readme
+
+$(BIN)/.installed: setup.py settings.ini
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0          # the CPU build; first, so no CUDA torch is pulled in
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/ecor-demo
+
+test: install
+	@state() { git status --porcelain; git diff; }; before=$$(state | md5sum); \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/readme.py; \
+	if [ "$$(state | md5sum)" != "$$before" ]; then \
+	  echo "FAIL: nbdev_export / nbdev_clean / tools/readme.py changed files (library, notebooks or README out of sync):"; \
+	  git status --short; exit 1; fi; echo "nbdev_export, nbdev_clean and README: in sync"
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest -q tests
+
+slow: install
+	$(BIN)/nbdev_test --n_workers 1 --flags slow
+
+readme: install
+	$(BIN)/python tools/readme.py
