@@ -20,13 +20,15 @@ from .data import load_image_dataset, class_names, match_classes, encode_labels,
 from .train import TrainConfig, train, cached_features
 
 # %% auto #0
-__all__ = ['METHODS', 'TRAINED', 'DESCRIPTOR_TEMPLATE', 'METRICS', 'pair_joint', 'descriptor_joint', 'method_joint',
+__all__ = ['METHODS', 'TRAINED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'METRICS', 'pair_joint', 'descriptor_joint', 'method_joint',
            'joint_metrics', 'Split', 'load_split', 'BenchConfig', 'setting_splits', 'run_benchmark', 'results_markdown',
            'write_results']
 
 # %% ../nbs/10_evaluate.ipynb #d12aa72e
-METHODS = ('zero-shot', 'descriptors', 'coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent')
-TRAINED = {'coop': 'coop', 'dror': 'dror', 'ecor': 'ecor', 'ecor-inverted': 'inverted', 'ecor-independent': 'independent'}
+METHODS = ('zero-shot', 'descriptors', 'coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent', 'ecor+adapter')
+TRAINED = {'coop': 'coop', 'dror': 'dror', 'ecor': 'ecor', 'ecor-inverted': 'inverted', 'ecor-independent': 'independent',
+           'ecor+adapter': 'ecor'}  # method -> loss (ecor.loss.METHODS)
+ADAPTER = ('ecor+adapter',)        # methods trained with ECORConfig(image_adapter=True)
 DESCRIPTOR_TEMPLATE = '{category} which has {rationale}'
 
 def pair_joint(logits_pair:Tensor) -> Tensor:
@@ -173,7 +175,7 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
                 key = (tr.name, tuple(tr.rset.categories), method)
                 if key not in trained:
                     torch.manual_seed(cfg.seed)
-                    model = ECOR(towers)
+                    model = ECOR(towers, ECORConfig(image_adapter=method in ADAPTER))
                     tc = TrainConfig(**{**asdict(cfg.train), 'method': TRAINED[method],
                                         'output_dir': str(out/'checkpoints'/f'{setting}-{method}')})
                     hist = train(model, tr.feats, tr.labels, tr.rset, tc)

@@ -26,6 +26,7 @@ class ECORConfig:
     template_pair: str = 'This is a photo of a {category} because there is {rationale}'    # Prompt_{c|R}, DROR's sentence
     template_c: str = 'This is a photo of a {category}'                                    # Prompt_c, for P(c|I)
     learn_context: bool = True  # train the context vectors (False: hand-written prompts, zero-shot)
+    image_adapter: bool = False # learn a residual linear map from backbone features to the image embedding (off: the paper's frozen image side)
     text_batch_size: int = 256  # prompts per text-tower pass when encoding a gallery
 
 @dataclass
@@ -51,6 +52,10 @@ class ECOR(nn.Module):
         self.register_buffer('logit_scale', torch.tensor(float(towers.logit_scale)))
         mk = lambda t: PromptLearner(towers.text, t, learn=config.learn_context)
         self.prompts = nn.ModuleDict(dict(r=mk(config.template_r), pair=mk(config.template_pair), c=mk(config.template_c)))
+        self.adapter = None
+        if config.image_adapter:  # zero-initialised: an untrained adapter leaves the embedding as it is
+            self.adapter = nn.Linear(getattr(towers.image, 'feature_dim', towers.image.dim), towers.image.dim)
+            nn.init.zeros_(self.adapter.weight); nn.init.zeros_(self.adapter.bias)
         self._cache = {}
 
     def _version(self, which):
@@ -77,7 +82,10 @@ class ECOR(nn.Module):
         if features is None:
             if pixel_values is None: raise ValueError('pass pixel_values or features')
             with torch.no_grad(): features = self.image_tower.features(pixel_values)
-        return F.normalize(self.image_tower.head(features.to(self.logit_scale.device)).float(), dim=-1)
+        features = features.to(self.logit_scale.device)
+        emb = self.image_tower.head(features).float()
+        if self.adapter is not None: emb = F.normalize(emb, dim=-1) + self.adapter(features.float())
+        return F.normalize(emb, dim=-1)
 
     def logits(self, img:Tensor,            # normalised image embeddings [N, dim]
                categories:list[str],        # the C categories of the gallery
@@ -134,7 +142,7 @@ def save_ecor(model:ECOR, path:str|Path) -> Path:
     "Write the learned prompts (safetensors) and config (JSON) of `model` to directory `path`."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if k.startswith('prompts.') or k.startswith('image_tower.adapter')}
+             if k.startswith('prompts.') or k.startswith('adapter.')}
     save_file(state, path/'ecor.safetensors')
     (path/'ecor_config.json').write_text(json.dumps(dict(config=asdict(model.config), towers=model.towers_name), indent=1))
     return path
