@@ -85,5 +85,9 @@ class PromptLearner(nn.Module):
     def encode(self, fillers:list[dict], # one {slot: text} per prompt
                batch_size:int=256,       # prompts per forward pass
               ) -> Tensor:               # [M, dim]
-        "Embed many prompts in batches (keeps memory bounded for large galleries)."
-        return torch.cat([self(fillers[i:i+batch_size]) for i in range(0, len(fillers), batch_size)])
+        "Embed many prompts in batches of similar length (keeps memory bounded and padding small)."
+        if len(fillers) <= batch_size: return self(fillers)
+        lens = [len(b) for b in self.build(fillers)[0]]
+        order = sorted(range(len(fillers)), key=lens.__getitem__)
+        out = torch.cat([self([fillers[j] for j in order[i:i+batch_size]]) for i in range(0, len(order), batch_size)])
+        return out[torch.argsort(torch.tensor(order, device=out.device))]
