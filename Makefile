@@ -32,3 +32,6 @@ slow: install
 
 readme: install
 	$(BIN)/python tools/readme.py
+
+docs: install
+	$(BIN)/python tools/docs.py
