@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test slow docs readme
+.PHONY: install browser demo test slow docs readme
 
 $(BIN)/.installed: setup.py settings.ini
 	python3 -m venv $(VENV)
@@ -15,10 +15,14 @@ $(BIN)/.installed: setup.py settings.ini
 
 install: $(BIN)/.installed
 
+browser:  # Debian's Chromium for the browser tests (docs site, explorer in JupyterLab); needs root or an existing install
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium + chromium-driver for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 demo: install
 	$(BIN)/ecor-demo
 
-test: install
+test: install browser
 	@state() { git status --porcelain; git diff; }; before=$$(state | md5sum); \
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/readme.py; \
 	if [ "$$(state | md5sum)" != "$$before" ]; then \

@@ -5,3 +5,9 @@ from ecor.towers import *
 from ecor.prompts import *
 from ecor.model import *
 from ecor.loss import *
+from ecor.metrics import *
+from ecor.data import *
+from ecor.default import default_towers, DefaultConfig
+from ecor.train import *
+from ecor.evaluate import *
+from ecor.plots import *

