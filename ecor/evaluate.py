@@ -137,7 +137,7 @@ class BenchConfig:
     methods: tuple = METHODS          # which methods
     n_train: int|None = 2000          # training images per setting (class-balanced)
     n_test: int|None = 1000           # test images per setting (class-balanced)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, max_categories=10, progress=False))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, max_categories=10, progress=False))
     seed: int = 0                     # data subsets and class split
     output_dir: str = 'runs/benchmark' # results.csv / results.md / results.png and checkpoints
     cache_dir: str|None = '.cache/ecor' # image-feature cache

@@ -77,10 +77,10 @@ class TrainConfig:
     "Prompt-tuning hyper-parameters."
     method: str = 'ecor'            # coop | dror | ecor | inverted | independent (ecor.loss.METHODS)
     epochs: int = 5                 # passes over the training features
-    batch_size: int = 32            # images per step
+    batch_size: int = 64            # images per step
     lr: float = 2e-3                # AdamW learning rate
     weight_decay: float = 0.0       # AdamW weight decay
-    max_rationales: int = 32        # shared rationale pool per batch (ecor.loss)
+    max_rationales: int = 16        # shared rationale pool per batch (ecor.loss); the text work of a step grows with it
     max_categories: int|None = None # categories per batch, None: all
     seed: int = 0                   # seeds shuffling, rationale draws and init
     output_dir: str = 'runs/ecor'   # checkpoints and log go here
