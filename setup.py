@@ -9,11 +9,11 @@ cfg = cfg['DEFAULT']
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 console_scripts = [s.strip() for s in cfg.get('console_scripts', '').split('\n') if s.strip()]
-licenses = {'apache2': 'License :: OSI Approved :: Apache Software License'}
+licenses = {'apache2': 'Apache-2.0'}
 
 setuptools.setup(
     name=cfg['lib_name'], version=cfg['version'], description=cfg['description'],
-    license=cfg['license'], classifiers=['Programming Language :: Python :: 3', licenses[cfg['license']]],
+    license=licenses[cfg['license']], classifiers=['Programming Language :: Python :: 3'],
     author=cfg['author'], author_email=cfg['author_email'], url=cfg['git_url'],
     packages=setuptools.find_packages(include=['ecor', 'ecor.*']), include_package_data=True,
     package_data={'ecor': ['assets/*']},
