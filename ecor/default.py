@@ -15,6 +15,7 @@ from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 from efficientnet_lite_pytorch import EfficientNet
 from .towers import TextTower, ImageTower, Towers
+from .data import preprocess, PreprocessConfig
 
 # %% auto #0
 __all__ = ['IMAGENET_CLASSES_FILE', 'minilm_path', 'MiniLMTextTower', 'load_imagenet_classes', 'lite_preprocess', 'DefaultConfig',
@@ -71,25 +72,14 @@ def load_imagenet_classes(path:str|Path|None=None, # one class name a line; None
     return names
 
 # %% ../nbs/08_default.ipynb #fa12c35a
-def _resize_crop(im:Image.Image, size:int) -> np.ndarray:
-    "RGB image -> shorter side `size` (bicubic) -> centre crop, uint8 [size, size, 3]."
-    im = im.convert('RGB')
-    w, h = im.size
-    s = size / min(w, h)
-    w, h = max(size, round(w * s)), max(size, round(h * s))
-    im = im.resize((w, h), Image.BICUBIC)
-    l, t = (w - size) // 2, (h - size) // 2
-    return np.asarray(im.crop((l, t, l + size, t + size)), dtype=np.uint8)
-
 def lite_preprocess(images:list,        # PIL images, any mode and size
                     size:int=224,       # output side
-                    mean:float=0.5,     # subtracted from x/255
-                    std:float=0.5,      # divides (x/255 - mean)
+                    mean:float=0.5,     # subtracted from x/255, every channel
+                    std:float=0.5,      # divides (x/255 - mean), every channel
                    ) -> Tensor:         # float32 [B, 3, size, size]
-    "Resize (shorter side, bicubic), centre-crop and normalise images for EfficientNet-Lite, without torchvision."
+    "Resize (shorter side, bicubic), centre-crop and normalise images for EfficientNet-Lite (`ecor.data.preprocess`)."
     if len(images) == 0: raise ValueError('lite_preprocess: no images')
-    x = torch.from_numpy(np.stack([_resize_crop(im, size) for im in images])).permute(0, 3, 1, 2).float()
-    return (x / 255 - mean) / std
+    return preprocess(images, PreprocessConfig(size, (mean,)*3, (std,)*3))
 
 # %% ../nbs/08_default.ipynb #89f37dd5
 @dataclass
@@ -157,7 +147,7 @@ class ImageNetBridgeTower(ImageTower):
     def preprocess_key(self) -> str:
         "Changes when the preprocessing (hence the cached features) changes."
         c = self.config
-        return f'lite_preprocess size={c.image_size} mean={c.mean} std={c.std} bicubic shorter-side centre-crop'
+        return 'lite ' + PreprocessConfig(c.image_size, (c.mean,)*3, (c.std,)*3).config_key()
 
     def preprocess(self, images): return lite_preprocess(images, self.config.image_size, self.config.mean, self.config.std)
 
