@@ -96,11 +96,13 @@ class CLIPImageTower(ImageTower):
         return self.projection(self.vision_model(pixel_values=pixel_values.to(_dev(self))).pooler_output)
 
 # %% ../nbs/02_towers.ipynb #4357d6cb
-def _image_processor(path):
-    "CLIP's image processor; the PIL backend, since torchvision is not required."
+def _image_processor_class():
+    "CLIP's image processor class: the PIL backend, since torchvision is not required."
     try: from transformers import CLIPImageProcessorPil as P
     except ImportError: from transformers import CLIPImageProcessor as P
-    return P.from_pretrained(path)
+    return P
+
+def _image_processor(path): return _image_processor_class().from_pretrained(path)
 
 def clip_towers(model:str|Path|CLIPModel,  # hub id, local directory, or a loaded CLIPModel
                 tokenizer=None,            # defaults to the checkpoint's tokenizer
@@ -141,7 +143,5 @@ def make_tiny_clip(path:str|Path, # directory to write the checkpoint to
     torch.manual_seed(seed)
     CLIPModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)
-    try: from transformers import CLIPImageProcessorPil as P
-    except ImportError: from transformers import CLIPImageProcessor as P
-    P(size={'shortest_edge': 30}, crop_size={'height': 30, 'width': 30}).save_pretrained(path)
+    _image_processor_class()(size={'shortest_edge': 30}, crop_size={'height': 30, 'width': 30}).save_pretrained(path)
     return path
