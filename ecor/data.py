@@ -209,11 +209,12 @@ def to_rgb(im:PILImage.Image, # a PIL image, any mode
            src:str='image',   # its name in error messages (the file path)
           ) -> PILImage.Image: # 8-bit RGB, upright
     "Any PIL image as 8-bit RGB: EXIF orientation applied, 16-bit / float pixels scaled, transparency over white."
-    try: im = ImageOps.exif_transpose(im)   # a no-op without an Orientation tag
+    try:
+        if im.getexif().get(0x0112, 1) != 1: im = ImageOps.exif_transpose(im)   # tag 0x0112: Orientation
     except Exception as e: raise ImageDecodeError(f'{src}: unreadable EXIF orientation ({type(e).__name__}: {e})') from e
     m = im.mode
     if m == 'RGB': return im
-    if m.startswith('I') or m == 'F': return PILImage.fromarray(_scale_band(im, src), 'L').convert('RGB')
+    if m.startswith('I') or m == 'F': return PILImage.fromarray(_scale_band(im, src)).convert('RGB')
     if 'A' in im.getbands() or 'a' in im.getbands() or im.info.get('transparency') is not None:
         rgba = (im.convert('LA') if m == 'La' else im).convert('RGBA')
         return PILImage.alpha_composite(PILImage.new('RGBA', im.size, (255, 255, 255, 255)), rgba).convert('RGB')
