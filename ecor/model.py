@@ -16,7 +16,12 @@ from .towers import Towers
 from .prompts import PromptLearner
 
 # %% auto #0
-__all__ = ['ECORConfig', 'ECOROutput', 'ECOR', 'Explanation', 'explain', 'save_ecor', 'load_ecor']
+__all__ = ['ECORConfig', 'ECOROutput', 'ECOR', 'Explanation', 'explain', 'fsync_dir', 'atomic_write', 'nonfinite', 'save_ecor',
+           'read_ecor_state', 'load_ecor']
+
+# %% ../nbs/04_model.ipynb #1a5286d2
+import os, threading
+from safetensors.torch import save as safetensors_bytes
 
 # %% ../nbs/04_model.ipynb #6861093f
 @dataclass
@@ -138,31 +143,79 @@ def explain(model:ECOR,                      # a (trained) ECOR model
             for row in zip(ex.category.tolist(), ex.rationale.tolist(), ex.log_prob)]
 
 # %% ../nbs/04_model.ipynb #4c045719
-def save_ecor(model:ECOR, path:str|Path) -> Path:
-    "Write the learned prompts (safetensors) and config (JSON) of `model` to directory `path`."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if k.startswith('prompts.') or k.startswith('adapter.')}
-    save_file(state, path/'ecor.safetensors')
-    (path/'ecor_config.json').write_text(json.dumps(dict(config=asdict(model.config), towers=model.towers_name), indent=1))
+def fsync_dir(path:str|Path): # a folder
+    "Make renames and new files in folder `path` durable (a no-op where a folder cannot be opened, as on Windows)."
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def atomic_write(path:str|Path,  # the file to (over)write
+                 data:bytes|str, # its new content (str: UTF-8)
+                ) -> Path:       # `path`
+    "Write a file so that readers see the old content or the new, never a part: temporary file, fsync, rename."
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}-{threading.get_ident()}.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+    fsync_dir(path.parent)
     return path
+
+def nonfinite(tensors:dict) -> list[str]: # names of floating-point tensors holding NaN or ±inf, sorted
+    "Which tensors of a state dict are not finite."
+    return sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all())
+
+def _saved(key:str) -> bool: return key.startswith('prompts.') or key.startswith('adapter.')
+
+def save_ecor(model:ECOR, path:str|Path) -> Path:
+    "Write the learned prompts (safetensors) and config (JSON) of `model` to directory `path`; refuse non-finite ones."
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if _saved(k)}
+    if bad := nonfinite(state): raise ValueError(f'{path}: not saved: non-finite values (NaN or inf) in {bad}')
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write(path/'ecor.safetensors', safetensors_bytes(state))
+    atomic_write(path/'ecor_config.json', json.dumps(dict(config=asdict(model.config), towers=model.towers_name), indent=1))
+    return path
+
+def read_ecor_state(path:str|Path, # an `ecor.safetensors` file
+                    model:ECOR,     # the model it must fit
+                   ) -> dict:       # its tensors: complete, nothing missing or unexpected, right shapes, finite
+    "The tensors of a checkpoint file, checked against `model`; any problem is a ValueError naming the file and tensors."
+    try: state = load_file(path)
+    except Exception as e:
+        raise ValueError(f'{path}: not a complete safetensors file, truncated or corrupt ({type(e).__name__}: {e})') from None
+    want = {k: v for k, v in model.state_dict().items() if _saved(k)}
+    problems = []
+    if miss := sorted(set(want) - set(state)): problems.append(f'missing tensors {miss}')
+    if extra := sorted(set(state) - set(want)): problems.append(f'unexpected tensors {extra}')
+    if shape := [f'{k} {tuple(state[k].shape)} (expected {tuple(want[k].shape)})' for k in sorted(set(want) & set(state))
+                 if state[k].shape != want[k].shape]: problems.append(f'wrong shapes: {", ".join(shape)}')
+    if bad := nonfinite(state): problems.append(f'non-finite values (NaN or inf) in {bad}')
+    if problems: raise ValueError(f'{path}: ' + '; '.join(problems))
+    return state
 
 def load_ecor(path:str|Path,   # directory written by `save_ecor`
               towers:Towers,   # the towers the prompts were trained on
               strict_towers:bool=True, # refuse towers of another name
              ) -> ECOR:
-    "Rebuild an ECOR model from `save_ecor` output on `towers`."
+    "Rebuild an ECOR model from `save_ecor` output on `towers`; refuse incomplete, foreign or non-finite tensors."
     path = Path(path)
     for f in ('ecor.safetensors', 'ecor_config.json'):
         if not (path/f).exists(): raise FileNotFoundError(f'{path/f} not found: not an ECOR checkpoint directory')
-    meta = json.loads((path/'ecor_config.json').read_text())
+    try: meta = json.loads((path/'ecor_config.json').read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{path/'ecor_config.json'}: not valid JSON ({e})") from None
+    if not (isinstance(meta, dict) and isinstance(meta.get('config'), dict) and 'towers' in meta):
+        raise ValueError(f"{path/'ecor_config.json'}: expected an object with 'config' and 'towers'")
     if strict_towers and meta['towers'] != towers.name:
         raise ValueError(f"{path/'ecor_config.json'}: prompts were trained on towers {meta['towers']!r}, got {towers.name!r}")
     model = ECOR(towers, ECORConfig(**meta['config']))
-    state = load_file(path/'ecor.safetensors')
-    missing = set(state) - set(model.state_dict())
-    if missing: raise ValueError(f"{path/'ecor.safetensors'}: unexpected tensors {sorted(missing)}")
-    model.load_state_dict(state, strict=False)
+    model.load_state_dict(read_ecor_state(path/'ecor.safetensors', model), strict=False)  # strict on the saved part
     return model
 
 ECOR.save_pretrained = save_ecor
