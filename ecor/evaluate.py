@@ -186,6 +186,7 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
             lj = method_joint(method, model, te.feats, te.rset, zero_shot=zs)
             rows.append(dict(setting=setting, method=method, **joint_metrics(lj, te.labels, te.rset.membership),
                              n_test=len(te.labels), seconds=round(time.time() - t0, 1)))
+            tmp = out/'.results.csv.tmp'; tmp.write_text(pd.DataFrame(rows).to_csv(index=False)); tmp.replace(out/'results.csv')  # keep each finished row
             _log(cfg, f'[{setting}] {method}: ' + ', '.join(f'{k} {v:.3f}' for k, v in rows[-1].items() if isinstance(v, float) and k != 'seconds'))
     df = pd.DataFrame(rows)
     write_results(df, out)
