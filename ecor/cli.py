@@ -140,21 +140,22 @@ def run_command(func,                 # a command function (docments give its fl
     p.add_argument('--debug', action='store_true', help='on an error, also print the Python traceback')
     def usage(message): raise UsageError(message)
     p.error = usage
-    shown = warnings.formatwarning
-    warnings.formatwarning = lambda message, *a, **k: f'{prog}: warning: {" ".join(str(message).split())}\n'
-    try:
-        args = vars(p.parse_args(argv))
-        for k in ('pdb', 'xtra', 'debug'): args.pop(k, None)
-        rc = func(**args)
-        return rc if isinstance(rc, int) else 0
-    except KeyboardInterrupt:
-        print(f'{prog}: interrupted', file=sys.stderr); return 130
-    except Exception as e:
-        if debug: traceback.print_exc()
-        usage_error = isinstance(e, UsageError)
-        print(f'{prog}: error: {_one_line(e)}' + ('' if usage_error or debug else ' (--debug shows the traceback)'), file=sys.stderr)
-        return 2 if usage_error else 1
-    finally: warnings.formatwarning = shown
+    def show(message, *a, **k): print(f'{prog}: warning: {" ".join(str(message).split())}', file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('default'); warnings.showwarning = show   # every warning shows, on one line
+        try:
+            args = vars(p.parse_args(argv))
+            for k in ('pdb', 'xtra', 'debug'): args.pop(k, None)
+            rc = func(**args)
+            return rc if isinstance(rc, int) else 0
+        except KeyboardInterrupt:
+            print(f'{prog}: interrupted', file=sys.stderr); return 130
+        except Exception as e:
+            if debug: traceback.print_exc()
+            usage_error = isinstance(e, UsageError)
+            print(f'{prog}: error: {_one_line(e)}' + ('' if usage_error or debug else ' (--debug shows the traceback)'),
+                  file=sys.stderr)
+            return 2 if usage_error else 1
 
 def command(func):
     "A console script from `func` (flags from its docments) with `run_command`'s error handling; from Python, `func` itself."
