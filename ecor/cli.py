@@ -16,9 +16,9 @@ from .train import TrainConfig, train as train_prompts, cached_features, latest_
 from .evaluate import BenchConfig, run_benchmark, results_markdown, METHODS, TRAINED
 
 # %% auto #0
-__all__ = ['POSITIVE', 'NON_NEGATIVE', 'SETTINGS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError',
-           'check_numbers', 'check_choices', 'check_model', 'check_data', 'check_rationales', 'check_k', 'check_folder',
-           'run_command', 'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
+__all__ = ['POSITIVE', 'SETTINGS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError', 'check_numbers',
+           'check_choices', 'check_model', 'check_data', 'check_rationales', 'check_k', 'check_folder', 'run_command',
+           'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
 
 # %% ../nbs/11_cli.ipynb #d48dc08e
 import inspect, math, re, traceback, warnings
@@ -56,17 +56,19 @@ class UsageError(ValueError):
     "A command-line value that cannot work; the command exits with status 2."
 
 POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test', 'max_rationales') # integer flags that must be > 0
-NON_NEGATIVE = ('n', 'max_categories', 'seed', 'n_explain')  # integer flags that must be >= 0 (0: all / none)
 SETTINGS = ('seen', 'cross-dataset', 'unseen')                # `ecor-evaluate --settings` (ecor.evaluate.setting_splits)
 _HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+')
 
 def check_numbers(**flags):
-    "Check number flags by name: `POSITIVE` ones > 0, `NON_NEGATIVE` ones >= 0, `lr` finite in (0, MAX_LR]."
+    "Check every number flag: integers in `POSITIVE` > 0, other integers >= 0 (0: all / none), `lr` in (0, MAX_LR], floats finite."
     for name, v in flags.items():
-        if name in POSITIVE and not v > 0: raise UsageError(f'--{name} {v}: expected an integer > 0')
-        if name in NON_NEGATIVE and not v >= 0: raise UsageError(f'--{name} {v}: expected an integer >= 0')
-        if name == 'lr' and not (math.isfinite(v) and 0 < v <= MAX_LR):
+        if isinstance(v, bool) or not isinstance(v, (int, float)): continue   # not a number flag
+        if isinstance(v, int):
+            if name in POSITIVE and v <= 0: raise UsageError(f'--{name} {v}: expected an integer > 0')
+            if v < 0: raise UsageError(f'--{name} {v}: expected an integer >= 0')
+        elif name == 'lr' and not (math.isfinite(v) and 0 < v <= MAX_LR):
             raise UsageError(f'--lr {v}: expected a finite learning rate in (0, {MAX_LR:g}]')
+        elif not math.isfinite(v): raise UsageError(f'--{name} {v}: expected a finite number')
 
 def check_choices(name:str,         # the flag
                   value:str,        # its value
@@ -185,8 +187,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
           cache_dir:str='.cache/ecor', # image-feature cache
          ):
     "Prompt-tune ECOR (or a baseline) on a data set; writes safetensors checkpoints after every epoch."
-    check_numbers(n=n, epochs=epochs, batch_size=batch_size, lr=lr, max_rationales=max_rationales,
-                  max_categories=max_categories, seed=seed)
+    check_numbers(**locals())
     check_choices('method', method, LOSS_METHODS)
     check_model(model); check_data(data, split); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     rset = check_rationales(rationales or data, 'rationales' if rationales else 'data')
@@ -218,8 +219,7 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
              cache_dir:str='.cache/ecor', # image-feature cache
             ):
     "Train and evaluate methods x settings; write and print the results table (results.csv grows row by row)."
-    check_numbers(n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, lr=lr,
-                  max_categories=max_categories, seed=seed)
+    check_numbers(**locals())
     settings = ','.join(check_choices('settings', settings, SETTINGS, many=True))
     methods = ','.join(check_choices('methods', methods, METHODS, many=True))
     check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
@@ -260,7 +260,7 @@ def explain(images:Param('image files', nargs='+'),
             json_out:bool=False,       # print JSON instead of text
            ) -> int:                   # exit status: 1 if any image could not be read, else 0
     "Top-k 'category because there is rationale' explanations of image files; each unreadable file is reported."
-    check_numbers(k=k)
+    check_numbers(**locals())
     check_choices('factorisation', factorisation, [f.value for f in Factorisation])
     check_model(model)
     if checkpoint: check_folder('checkpoint', checkpoint, must_exist=True)
@@ -291,7 +291,7 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
          cache_dir:str='.cache/ecor', # image-feature cache
         ):
     "The main job: fine-tune on a CIFAR-10 subset, evaluate, print the table and explanations of real photos."
-    check_numbers(n_train=n_train, n_test=n_test, epochs=epochs, n_explain=n_explain)
+    check_numbers(**locals())
     methods = ','.join(check_choices('methods', methods, METHODS, many=True))
     check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     t0 = time.time()

@@ -27,6 +27,7 @@ __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'tenso
 
 # %% ../nbs/09_train.ipynb #62c90ab9
 import functools, inspect, os, re, shutil, socket, time, warnings, weakref
+from dataclasses import fields
 import datasets
 from safetensors import safe_open
 from .model import atomic_write, fsync_dir, nonfinite, read_ecor_state, safetensors_bytes
@@ -363,10 +364,10 @@ class NonFiniteError(RuntimeError):
 
 def check_train_config(cfg:TrainConfig):
     "Refuse settings that cannot train, naming the field: counts must be positive integers, lr finite in (0, MAX_LR]."
-    for name in ('epochs', 'batch_size', 'max_rationales', 'max_categories'):   # None: "all", where allowed
-        v = getattr(cfg, name, None)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-            raise ValueError(f'TrainConfig.{name}={v!r}: expected an integer > 0')
+    for f in fields(cfg):   # every integer field but the seed counts something: > 0 (None: "all", where allowed)
+        v = getattr(cfg, f.name)
+        if f.name != 'seed' and isinstance(v, int) and not isinstance(v, bool) and v <= 0:
+            raise ValueError(f'TrainConfig.{f.name}={v!r}: expected an integer > 0')
     if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and 0 < cfg.lr <= MAX_LR):
         raise ValueError(f'TrainConfig.lr={cfg.lr!r}: expected a finite learning rate in (0, {MAX_LR}]')
     if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
