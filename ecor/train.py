@@ -80,13 +80,20 @@ class TrainConfig:
     batch_size: int = 64            # images per step
     lr: float = 2e-3                # AdamW learning rate
     weight_decay: float = 0.0       # AdamW weight decay
-    max_rationales: int = 16        # shared rationale pool per batch (ecor.loss); the text work of a step grows with it
-    max_categories: int|None = None # categories per batch, None: all
+    anchors: int|None = LossConfig.anchors               # batch categories that get the pair terms per step (ecor.loss), None: all
+    neg_categories: int|None = LossConfig.neg_categories # sampled categories per softmax over categories, None: all (exact)
+    neg_rationales: int|None = LossConfig.neg_rationales # sampled rationales per softmax over rationales, None: all (exact)
+    neg_pairs: int|None = LossConfig.neg_pairs           # DROR: sampled pairs per softmax over the gallery, None: all (exact)
+    max_categories: int|None = LossConfig.max_categories # P(c|I): batch categories + sampled others up to this, None: all
+    dror_positives: str = LossConfig.dror_positives      # DROR: 'all' rationales of the category are right, or 'one'
     seed: int = 0                   # seeds shuffling, rationale draws and init
     output_dir: str = 'runs/ecor'   # checkpoints and log go here
     progress: bool = True           # tqdm bars
 
-    def loss_config(self): return LossConfig(self.method, self.max_rationales, self.max_categories)
+    def loss_config(self) -> LossConfig:
+        "The loss settings of this run."
+        return LossConfig(self.method, self.anchors, self.neg_categories, self.neg_rationales, self.neg_pairs,
+                          self.max_categories, self.dror_positives)
 
 # %% ../nbs/09_train.ipynb #c430a4cc
 def _opt_state(opt) -> dict:
