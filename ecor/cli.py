@@ -12,6 +12,7 @@ from .rationales import RationaleSet, load_rationales, dror_file, DROR_FILES
 from .towers import Towers, clip_towers
 from .model import ECOR, ECORConfig, explain as explain_images, load_ecor
 from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample
+from .loss import LossConfig
 from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint
 from .evaluate import BenchConfig, run_benchmark, results_markdown, METHODS, TRAINED
 
@@ -55,7 +56,7 @@ def load_model(towers:Towers, checkpoint:str|None=None) -> ECOR:
 class UsageError(ValueError):
     "A command-line value that cannot work; the command exits with status 2."
 
-POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test', 'max_rationales') # integer flags that must be > 0
+POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test') # integer flags that must be > 0
 SETTINGS = ('seen', 'cross-dataset', 'unseen')                # `ecor-evaluate --settings` (ecor.evaluate.setting_splits)
 _HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+')
 
@@ -178,8 +179,12 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
           epochs:int=5,              # passes over the data
           batch_size:int=64,         # images per step
           lr:float=2e-3,             # AdamW learning rate
-          max_rationales:int=16,     # shared rationale pool per batch
-          max_categories:int=0,      # categories per batch (0: all)
+          anchors:int=LossConfig.anchors, # batch categories that get the pair terms per step (0: all)
+          neg_categories:int=LossConfig.neg_categories, # sampled categories per softmax over categories (0: all, exact)
+          neg_rationales:int=LossConfig.neg_rationales, # sampled rationales per softmax over rationales (0: all, exact)
+          neg_pairs:int=LossConfig.neg_pairs, # DROR: sampled pairs per softmax over the gallery (0: all, exact)
+          max_categories:int=0,      # P(c|I): batch categories + sampled others up to this (0: all, exact)
+          dror_positives:str=LossConfig.dror_positives, # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
           seed:int=0,                # seeds data subset, shuffling and rationale draws
           output_dir:str='runs/train', # checkpoints go here
           resume:bool=False,         # continue from the last checkpoint in output_dir
@@ -189,6 +194,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     "Prompt-tune ECOR (or a baseline) on a data set; writes safetensors checkpoints after every epoch."
     check_numbers(**locals())
     check_choices('method', method, LOSS_METHODS)
+    check_choices('dror_positives', dror_positives, ('all', 'one'))
     check_model(model); check_data(data, split); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     rset = check_rationales(rationales or data, 'rationales' if rationales else 'data')
     towers = load_towers(model)
@@ -198,7 +204,9 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     labels = encode_labels(ds, match, rset)
     feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all')
     m = ECOR(towers)
-    cfg = TrainConfig(method, epochs, batch_size, lr, 0.0, max_rationales, max_categories or None, seed, output_dir)
+    cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, anchors=anchors or None,
+                      neg_categories=neg_categories or None, neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
+                      max_categories=max_categories or None, dror_positives=dror_positives, seed=seed, output_dir=output_dir)
     hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
                          force_resume=force_resume)
     for h in hist: print(json.dumps(h))
@@ -224,7 +232,8 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
     methods = ','.join(check_choices('methods', methods, METHODS, many=True))
     check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_categories=max_categories or None, seed=seed, progress=False)
-    cfg = BenchConfig(tuple(settings.split(',')), tuple(methods.split(',')), n_train, n_test, tc, seed, output_dir, cache_dir)
+    cfg = BenchConfig(tuple(settings.split(',')), tuple(methods.split(',')), n_train, n_test, tc, seed, output_dir, cache_dir,
+                      str(Path(cache_dir)/'gallery') if cache_dir else None)
     df = run_benchmark(load_towers(model), cfg)
     print(results_markdown(df))
     print(f'written: {Path(output_dir)}/results.csv, results.md, results.png')
@@ -258,16 +267,19 @@ def explain(images:Param('image files', nargs='+'),
             k:int=5,                   # explanations per image
             factorisation:str='ecor',  # ecor | inverted | independent
             json_out:bool=False,       # print JSON instead of text
+            cache_dir:str='.cache/ecor', # text-embedding cache (in cache_dir/gallery), shared with ecor-evaluate and the explorer
            ) -> int:                   # exit status: 1 if any image could not be read, else 0
     "Top-k 'category because there is rationale' explanations of image files; each unreadable file is reported."
     check_numbers(**locals())
     check_choices('factorisation', factorisation, [f.value for f in Factorisation])
     check_model(model)
     if checkpoint: check_folder('checkpoint', checkpoint, must_exist=True)
+    if cache_dir: check_folder('cache_dir', cache_dir)
     rset = check_rationales(rationales)
     check_k(k, rset)
     towers = load_towers(model)
-    res = explain_files(load_model(towers, checkpoint), list(images), rset, k, factorisation)
+    model = load_model(towers, checkpoint).use_gallery_cache(Path(cache_dir)/'gallery' if cache_dir else None)
+    res = explain_files(model, list(images), rset, k, factorisation)
     if json_out: print(json.dumps(res, indent=1))
     else:
         for r in res:
@@ -297,14 +309,15 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
     t0 = time.time()
     towers = load_towers(model)
     tc = TrainConfig(epochs=epochs, progress=False)
-    cfg = BenchConfig(('seen',), tuple(methods.split(',')), n_train, n_test, tc, 0, output_dir, cache_dir)
+    cfg = BenchConfig(('seen',), tuple(methods.split(',')), n_train, n_test, tc, 0, output_dir, cache_dir,
+                      str(Path(cache_dir)/'gallery') if cache_dir else None)
     df = run_benchmark(towers, cfg)
     print('\n' + results_markdown(df))
     rset = load_rationale_set('cifar10')
     test = load_image_dataset('cifar10', 'test')
     pick = subsample(test, n_explain, seed=1)
     ck = Path(output_dir)/'checkpoints'/'seen-ecor'
-    m = load_model(towers, str(ck)) if 'ecor' in cfg.methods else load_model(towers)
+    m = (load_model(towers, str(ck)) if 'ecor' in cfg.methods else load_model(towers)).use_gallery_cache(cfg.gallery_dir)
     res = explain_images(m, pick['image'], rset.categories, rset.unique_rationales, k=3)
     print('Explanations of CIFAR-10 test photos (ECOR, trained prompts):')
     for name, ex in zip(pick['label_name'], res):

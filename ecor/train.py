@@ -19,18 +19,19 @@ from .model import ECOR, save_ecor, load_ecor
 from .loss import LossConfig, method_loss
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'tensor_digest', 'module_digest', 'images_digest',
-           'feature_key', 'cached_features', 'LossModule', 'TrainConfig', 'file_digest', 'save_checkpoint',
-           'checkpoint_problem', 'latest_checkpoint', 'RunLockedError', 'RunLock', 'ResumeMismatchError', 'data_digest',
-           'check_resume', 'resume_from', 'set_aside_previous_run', 'NonFiniteError', 'check_train_config',
-           'check_features', 'check_step', 'guarded_run', 'train']
+__all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'feature_key', 'cached_features',
+           'LossModule', 'TrainConfig', 'file_digest', 'save_checkpoint', 'checkpoint_problem', 'latest_checkpoint',
+           'RunLockedError', 'RunLock', 'ResumeMismatchError', 'data_digest', 'check_resume', 'resume_from',
+           'set_aside_previous_run', 'NonFiniteError', 'check_train_config', 'check_features', 'check_step',
+           'guarded_run', 'train']
 
 # %% ../nbs/09_train.ipynb #62c90ab9
-import functools, inspect, os, re, shutil, socket, time, warnings, weakref
+import functools, inspect, os, re, shutil, socket, time, warnings
 from dataclasses import fields
 import datasets
 from safetensors import safe_open
-from .model import atomic_write, fsync_dir, nonfinite, read_ecor_state, safetensors_bytes
+from .cache import atomic_write, fsync_dir, tensor_digest, module_digest
+from .model import nonfinite, read_ecor_state, safetensors_bytes
 from .loss import METHODS as LOSS_METHODS
 
 # %% ../nbs/09_train.ipynb #2969e68d
@@ -41,24 +42,6 @@ def preprocess_key(tower:ImageTower) -> str:
     return p.to_json_string() if hasattr(p, 'to_json_string') else type(tower).__name__
 
 def _blake(): return hashlib.blake2b(digest_size=16)
-
-def tensor_digest(t:Tensor) -> str: # hex digest of dtype, shape and bytes
-    "A digest of a tensor's values."
-    t = t.detach().cpu().contiguous()
-    h = _blake(); h.update(f'{t.dtype}{tuple(t.shape)};'.encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
-
-_WEIGHT_DIGESTS = weakref.WeakKeyDictionary()  # module -> (identity of its tensors, digest)
-
-def module_digest(m:nn.Module) -> str: # hex digest of every tensor of `m.state_dict()`
-    "A digest of a module's weights and persistent buffers; cached until a tensor is replaced or changed in place."
-    sd = m.state_dict()
-    stamp = tuple((k, v.data_ptr(), v._version) for k, v in sd.items())
-    if (hit := _WEIGHT_DIGESTS.get(m)) is not None and hit[0] == stamp: return hit[1]
-    h = _blake()
-    for k in sorted(sd): h.update(f'{k}={tensor_digest(sd[k])};'.encode())
-    _WEIGHT_DIGESTS[m] = (stamp, h.hexdigest())
-    return h.hexdigest()
 
 def _encoded(v:dict) -> bytes: # the image's encoded bytes (or its file's), else its path
     if v.get('bytes') is not None: return v['bytes']
@@ -153,13 +136,20 @@ class TrainConfig:
     batch_size: int = 64            # images per step
     lr: float = 2e-3                # AdamW learning rate
     weight_decay: float = 0.0       # AdamW weight decay
-    max_rationales: int = 16        # shared rationale pool per batch (ecor.loss); the text work of a step grows with it
-    max_categories: int|None = None # categories per batch, None: all
+    anchors: int|None = LossConfig.anchors               # batch categories that get the pair terms per step (ecor.loss), None: all
+    neg_categories: int|None = LossConfig.neg_categories # sampled categories per softmax over categories, None: all (exact)
+    neg_rationales: int|None = LossConfig.neg_rationales # sampled rationales per softmax over rationales, None: all (exact)
+    neg_pairs: int|None = LossConfig.neg_pairs           # DROR: sampled pairs per softmax over the gallery, None: all (exact)
+    max_categories: int|None = LossConfig.max_categories # P(c|I): batch categories + sampled others up to this, None: all
+    dror_positives: str = LossConfig.dror_positives      # DROR: 'all' rationales of the category are right, or 'one'
     seed: int = 0                   # seeds shuffling, rationale draws and init
     output_dir: str = 'runs/ecor'   # checkpoints and log go here
     progress: bool = True           # tqdm bars
 
-    def loss_config(self): return LossConfig(self.method, self.max_rationales, self.max_categories)
+    def loss_config(self) -> LossConfig:
+        "The loss settings of this run."
+        return LossConfig(self.method, self.anchors, self.neg_categories, self.neg_rationales, self.neg_pairs,
+                          self.max_categories, self.dror_positives)
 
 # %% ../nbs/09_train.ipynb #c430a4cc
 def _opt_state(opt) -> dict:

@@ -109,7 +109,7 @@ def test_library_refuses_bad_config_and_nan_features(tiny, tmp_path):
     feats, labels = toy_data()
     m = ECOR(clip_towers(tiny))
     for cfg, msg in [(dict(lr=float('inf')), 'TrainConfig.lr=inf'), (dict(lr=1e6), 'TrainConfig.lr=1000000.0'),
-                     (dict(epochs=0), 'TrainConfig.epochs=0'), (dict(max_rationales=0), 'TrainConfig.max_rationales=0')]:
+                     (dict(epochs=0), 'TrainConfig.epochs=0'), (dict(anchors=0), 'TrainConfig.anchors=0')]:
         with pytest.raises(ValueError, match=msg.replace('.', r'\.')):
             train(m, feats, labels, TOY, TrainConfig(output_dir=str(tmp_path), **cfg))
     feats[7, 2] = float('nan')
@@ -428,7 +428,8 @@ USAGE = [(cli.explain, ['x.png', '--k', '-3'], '--k -3: expected an integer > 0'
          (cli.explain, ['x.png', '--model', './missing'], "--model './missing': no such folder"),
          (cli.train, ['--data', 'cifar11'], "--data 'cifar11': not an offline data set"),
          (cli.train, ['--epochs', '0'], '--epochs 0: expected an integer > 0'),
-         (cli.train, ['--max_rationales', '0'], '--max_rationales 0: expected an integer > 0'),
+         (cli.train, ['--anchors', '-1'], '--anchors -1: expected an integer >= 0'),
+         (cli.train, ['--dror_positives', 'some'], "--dror_positives 'some'"),
          (cli.evaluate, ['--settings', 'seen,bogus'], "'bogus' is not one of seen, cross-dataset, unseen"),
          (cli.evaluate, ['--methods', 'zero-shot,ecor,nope'], "'nope' is not one of"),
          (cli.demo, ['--epochs', '0'], '--epochs 0')]
