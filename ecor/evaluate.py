@@ -252,10 +252,11 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
     ck_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else out/'checkpoints'
     zs = ECOR(towers, ECORConfig(learn_context=False)).use_gallery_cache(cfg.gallery_dir)
     desc = ECOR(towers, ECORConfig(template_pair=DESCRIPTOR_TEMPLATE, learn_context=False)).use_gallery_cache(cfg.gallery_dir)
-    rows, per_image, splits = [], [], {s: setting_splits(towers, s, cfg) for s in cfg.settings}
+    rows, per_image, splits = [], [], {}   # each setting's photos, loaded when first needed (a bad setting fails after the rows before it)
     for seed in cfg.seeds:
         trained = {}
         for setting in cfg.settings:
+            if setting not in splits: splits[setting] = setting_splits(towers, setting, cfg)
             tr, te = splits[setting]
             for method in cfg.methods:
                 t0 = time.time()

@@ -48,7 +48,8 @@ def main():
             for seed in map(int, args.seeds.split(',')):
                 torch.manual_seed(seed)
                 m = ECOR(towers)
-                cfg = TrainConfig(epochs=args.epochs, seed=seed, progress=False, output_dir=f'/tmp/bench_sampled/{ds}-{name}-{seed}', **over)
+                cfg = TrainConfig(epochs=args.epochs, seed=seed, progress=False, output_dir=f'/tmp/bench_sampled/{ds}-{name}-{seed}',
+                                  sample_from=1, **over)   # the budgets as given, whatever the gallery size
                 t0 = time.time()
                 hist = train(m, tr.feats, tr.labels, tr.rset, cfg)
                 secs = time.time() - t0
