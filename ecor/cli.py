@@ -112,15 +112,21 @@ def explain(images:Param('image files', nargs='+'),
             k:int=5,                   # explanations per image
             factorisation:str='ecor',  # ecor | inverted | independent
             json_out:bool=False,       # print JSON instead of text
+            ground:str='',             # folder: write an overlay PNG per explanation, where it is in the photo (ecor.grounding)
            ):
     "Top-k 'category because there is rationale' explanations of image files, with probabilities."
     towers = load_towers(model)
-    res = explain_files(load_model(towers, checkpoint), list(images), load_rationale_set(rationales), k, factorisation)
+    m, rset = load_model(towers, checkpoint), load_rationale_set(rationales)
+    res = explain_files(m, list(images), rset, k, factorisation)
+    if ground:
+        from ecor.grounding import ground_files
+        ground_files(m, res, rset, ground)   # adds each explanation's 'overlay' path
     if json_out: print(json.dumps(res, indent=1))
     else:
         for r in res:
             print(r['image'])
             for e in r['explanations']: print(f"  {e['category']} because there is {e['rationale']}: {e['prob']:.3f}")
+        if ground: print(f"overlays of {sum(len(r['explanations']) for r in res)} explanations written to {ground}")
 
 # %% ../nbs/11_cli.ipynb #24ed1381
 @call_parse
