@@ -117,6 +117,10 @@ class Geometry:
     size: int|tuple = 224           # the short side ('shortest') or (height, width) ('squash')
     crop: tuple|None = (224, 224)   # centre crop (height, width); None: no crop
 
+    def __post_init__(self):
+        if self.resize not in ('shortest', 'squash', 'none'): raise ValueError(f"Geometry.resize={self.resize!r}: use 'shortest', 'squash' or 'none'")
+        if self.resize == 'squash' and not (isinstance(self.size, (tuple, list)) and len(self.size) == 2): raise ValueError(f'Geometry.size={self.size!r}: squash needs (height, width)')
+
     def resized(self, width:int, height:int) -> tuple[int, int]: # (width, height) after resizing
         "Size of a `width` x `height` photo after the resize step (rounded as PIL/transformers round it)."
         if self.resize == 'none': return width, height
