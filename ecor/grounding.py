@@ -458,7 +458,7 @@ def pointing_game(model:ECOR,         # the model
                   labels:list[str],   # the target's category (a category of `rset`)
                   rset,               # the rationale set: gallery, and each category's own rationales
                   config:PointingConfig|None=None,
-                 ) -> pd.DataFrame:   # one row per (composite, rationale, method): hit or not
+                 ) -> pd.DataFrame:   # one row per (composite, rationale, method): peak (x, y), hit, recognised
     "Does the peak of each map fall in the target's cell? The true category's top rationales, each method and two baselines."
     cfg = config or PointingConfig()
     cats, rats = list(rset.categories), list(rset.unique_rationales)
@@ -474,14 +474,16 @@ def pointing_game(model:ECOR,         # the model
             if not own: continue
             lj = location_scores(model, u[i:i + 1], [(c, r) for r in own], cats, rats, 'joint')[0]  # log P(c, R | I), ECOR
             top = [own[j] for j in lj.argsort(descending=True, stable=True)[:cfg.top].tolist()]
+            pc = location_scores(model, u[i:i + 1], [(k, top[0]) for k in range(len(cats))], cats, rats, 'pair')[0]
+            known = int(pc.argmax()) == c     # does P(c | R, I) of the top rationale pick the true category?
             pts = {m: [peak(h) for h in heatmaps(model, p, [(lab, rats[r]) for r in top], cats, rats, m)] for m in cfg.methods}
             h, w = p.embeds.shape[:2]
             pts['random map'] = [peak(to_image(torch.rand(h, w, generator=gen), p.box, p.size)) for _ in top]
             pts['centre point'] = [(p.size[0] / 2, p.size[1] / 2)] * len(top)
             for m, ps in pts.items():
                 for rank, (r, pt) in enumerate(zip(top, ps)):
-                    rows.append(dict(composite=b + i, category=lab, rationale=rats[r], rank=rank, method=m,
-                                     hit=cell_of(pt, cfg.grid, cfg.cell) == pos))
+                    rows.append(dict(composite=b + i, category=lab, rationale=rats[r], rank=rank, method=m, recognised=known,
+                                     x=pt[0], y=pt[1], hit=cell_of(pt, cfg.grid, cfg.cell) == pos))
     return pd.DataFrame(rows)
 
 def pointing_accuracy(df:pd.DataFrame, # `pointing_game` rows

@@ -42,9 +42,19 @@ def ci95(df:pd.DataFrame, method:str) -> float:
     per = df[df.method == method].groupby('composite').hit.mean()
     return 1.96 * per.std(ddof=1) / np.sqrt(len(per))
 
-def pointing(ms:dict, n:int, n_tiny:int, seed:int, out:Path|None) -> pd.DataFrame:
-    "The pointing-game table: model x data x background, accuracy per method and baseline."
-    rows = []
+def analysis(df:pd.DataFrame) -> dict:
+    "Why maps miss: accuracy when the model recognises the category or not, and how often the rationales' maps agree."
+    pair = df[df.method == 'pair']
+    out = dict(recognised=round(pair.groupby('composite').recognised.first().mean(), 3))
+    for known, part in pair.groupby('recognised'): out['pair if ' + ('recognised' if known else 'not')] = round(part.hit.mean(), 3)
+    for m in ('r', 'pair'):   # composites whose top rationales' maps all peak in one cell
+        cells = df[df.method == m].assign(cell=lambda d: (d.x // 75).astype(int) * 10 + (d.y // 75).astype(int))
+        out[f'{m}: one cell for all'] = round((cells.groupby('composite').cell.nunique() == 1).mean(), 3)
+    return out
+
+def pointing(ms:dict, n:int, n_tiny:int, seed:int, out:Path|None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The pointing-game table (model x data x background, accuracy per method and baseline) and the analysis table."
+    rows, why = [], []
     for label, name, split in SETS:
         ds, rset = load_image_dataset(name, split), load_dror(dror_file(name))
         for bg in ('photos', 'noise'):
@@ -59,8 +69,10 @@ def pointing(ms:dict, n:int, n_tiny:int, seed:int, out:Path|None) -> pd.DataFram
                                  pointings=int((df.method == 'pair').sum())))
                 print(f'{mname:>16} | {label:>13} | {bg:>6} | ' + '  '.join(f'{a}={v:.3f}' for a, v in acc.items())
                       + f'  ({rows[-1]["composites"]} composites, {time.time() - t0:.0f}s)', flush=True)
-                if out is not None and mname == 'default': df.to_csv(out/f'pointing_{name}_{bg}.csv', index=False)
-    return pd.DataFrame(rows)
+                if mname == 'default':
+                    why.append(dict(data=label, background=bg, **analysis(df)))
+                    if out is not None: df.to_csv(out/f'pointing_{name}_{bg}.csv', index=False)
+    return pd.DataFrame(rows), pd.DataFrame(why)
 
 def timed(fn, reps:int) -> tuple[float, object]:
     "Median wall time of `fn()` over `reps` runs, and its last result."
@@ -119,9 +131,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as td:
         ms = models(Path(td))
         if a.n:
-            tab = pointing(ms, a.n, min(a.n_tiny, a.n), a.seed, out)
-            print('\n' + markdown(tab))
-            if out is not None: tab.to_csv(out/'pointing.csv', index=False); (out/'pointing.md').write_text(markdown(tab) + '\n')
+            tab, why = pointing(ms, a.n, min(a.n_tiny, a.n), a.seed, out)
+            print('\n' + markdown(tab) + '\n\nDefault model, why maps miss:\n' + markdown(why))
+            if out is not None:
+                tab.to_csv(out/'pointing.csv', index=False); why.to_csv(out/'pointing_analysis.csv', index=False)
+                (out/'pointing.md').write_text(markdown(tab) + '\n\n' + markdown(why) + '\n')
         if a.cost:
             tab = cost(ms, a.images, a.k, a.reps)
             print('\n' + markdown(tab))
