@@ -8,7 +8,10 @@ Pointing game: real photos (CIFAR-10 test, Caltech-101 train) pasted into one ce
 photos or of noise; for the true category's top three rationales, a hit when the map's peak falls in the pasted cell.
 Baselines: the canvas centre and a random map. The embedded default model uses hand-written prompts; the tiny random
 CLIP (no CLIP weights exist offline) only shows that the CLIP path runs end to end, its maps mean nothing.
-Everything is seeded; numbers change only with the code (and BLAS rounding).
+Cost: seconds of `explain`, `ground` and `explain_grounded` on the same 16 photos (median and minimum of interleaved
+runs) and image-tower passes per call, for the default model, the tiny CLIP and a random CLIP with ViT-B/32's shapes
+(realistic compute). Everything is seeded; the pointing numbers change only with the code (and BLAS rounding).
+On 2 CPU cores: about 20 minutes for `--n 300`, 6 for `--cost`.
 """
 import argparse, statistics, sys, tempfile, time
 from pathlib import Path
@@ -31,6 +34,23 @@ def models(tmp:Path) -> dict:
     "The embedded default model and a tiny random CLIP, both with hand-written prompts."
     return {'default': ECOR(default_towers(), ECORConfig(learn_context=False)).eval(),
             'tiny random CLIP': ECOR(clip_towers(str(make_tiny_clip(tmp/'tiny_clip'))), ECORConfig(learn_context=False)).eval()}
+
+def vit_b32_clip(path:Path) -> ECOR:
+    "A random CLIP whose vision tower has ViT-B/32's shapes (224 px, 7 x 7 patches, 12 layers of 768): real costs, meaningless maps."
+    from transformers import CLIPConfig, CLIPModel
+    from transformers import CLIPImageProcessor
+    try: from transformers import CLIPImageProcessorPil as Processor
+    except ImportError: Processor = CLIPImageProcessor
+    make_tiny_clip(path)   # its tokenizer; the model and the processor are replaced
+    vocab = CLIPConfig.from_pretrained(path).text_config.vocab_size
+    cfg = CLIPConfig(text_config=dict(vocab_size=vocab, hidden_size=512, intermediate_size=2048, num_hidden_layers=2, num_attention_heads=8,
+                                      max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1),
+                     vision_config=dict(image_size=224, patch_size=32, hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12), projection_dim=512)
+    torch.manual_seed(0)
+    CLIPModel(cfg).save_pretrained(path)
+    Processor(size={'shortest_edge': 224}, crop_size={'height': 224, 'width': 224}).save_pretrained(path)
+    return ECOR(clip_towers(str(path)), ECORConfig(learn_context=False)).eval()
 
 def markdown(df:pd.DataFrame) -> str:
     "A Markdown table of a data frame (no tabulate dependency)."
@@ -82,7 +102,7 @@ def timed(fn, reps:int) -> tuple[float, object]:
     return statistics.median(ts), res
 
 def cost(ms:dict, n_images:int, k:int, reps:int) -> pd.DataFrame:
-    "Seconds of explain, explain + ground, and explain_grounded on the same photos, interleaved, after a warm-up."
+    "Seconds of explain, ground and explain_grounded on the same photos, interleaved, after a warm-up; ratios to explain."
     rows = []
     cifar, caltech = load_image_dataset('cifar10', 'test'), load_image_dataset('caltech101', 'train')
     settings = [('CIFAR-10 32 px, cifar10 gallery', [cifar[i]['image'] for i in range(n_images)], load_dror(dror_file('cifar10'))),
@@ -92,6 +112,13 @@ def cost(ms:dict, n_images:int, k:int, reps:int) -> pd.DataFrame:
         for label, ims, rset in settings:
             C, R = rset.categories, rset.unique_rationales
             ex = explain(m, ims, C, R, k); ground(m, ims, ex, C, R); explain_grounded(m, ims, C, R, k)   # warm the text caches
+            passes = []   # image-tower forward passes (each over the whole batch) of one call of each
+            net = m.image_tower.net._conv_stem if hasattr(m.image_tower, 'net') else m.image_tower.vision_model
+            hook = net.register_forward_hook(lambda *_: passes.append(1))
+            counts = []
+            for fn in (lambda: explain(m, ims, C, R, k), lambda: ground(m, ims, ex, C, R), lambda: explain_grounded(m, ims, C, R, k)):
+                passes.clear(); fn(); counts.append(len(passes))
+            hook.remove()
             t = {}
             for _ in range(reps):   # interleaved, so load on the machine hits all three alike
                 for name, fn in [('explain', lambda: explain(m, ims, C, R, k)),
@@ -99,10 +126,13 @@ def cost(ms:dict, n_images:int, k:int, reps:int) -> pd.DataFrame:
                                  ('explain_grounded', lambda: explain_grounded(m, ims, C, R, k))]:
                     t.setdefault(name, []).append(timed(fn, 1)[0])
             med = {a: statistics.median(v) for a, v in t.items()}
-            rows.append(dict(model=mname, photos=label, images=len(ims), k=k, explain_s=round(med['explain'], 3),
-                             ground_s=round(med['ground'], 3), explain_grounded_s=round(med['explain_grounded'], 3),
-                             **{'(explain + ground) / explain': round((med['explain'] + med['ground']) / med['explain'], 2),
-                                'explain_grounded / explain': round(med['explain_grounded'] / med['explain'], 2)}))
+            low = {a: min(v) for a, v in t.items()}   # the least disturbed run: a shared machine only ever adds time
+            rows.append(dict(model=mname, photos=label, images=len(ims), k=k, **{'tower passes e / g / eg': ' / '.join(map(str, counts))},
+                             **{f'{a} s (median / min)': f'{med[a]:.2f} / {low[a]:.2f}' for a in t},
+                             **{'(explain + ground) / explain': f"{(med['explain'] + med['ground']) / med['explain']:.2f} / "
+                                                                f"{(low['explain'] + low['ground']) / low['explain']:.2f}",
+                                'explain_grounded / explain': f"{med['explain_grounded'] / med['explain']:.2f} / "
+                                                              f"{low['explain_grounded'] / low['explain']:.2f}"}))
             print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 
@@ -121,7 +151,7 @@ def main(argv=None):
     p.add_argument('--cost', action='store_true', help='time grounding against explain alone')
     p.add_argument('--images', type=int, default=16, help='photos per timed call')
     p.add_argument('--k', type=int, default=5, help='explanations per photo')
-    p.add_argument('--reps', type=int, default=5, help='timed repetitions (medians reported)')
+    p.add_argument('--reps', type=int, default=7, help='timed repetitions (median and minimum reported)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='', help='folder for CSV / Markdown tables and overlay PNGs')
     a = p.parse_args(argv)
@@ -137,7 +167,7 @@ def main(argv=None):
                 tab.to_csv(out/'pointing.csv', index=False); why.to_csv(out/'pointing_analysis.csv', index=False)
                 (out/'pointing.md').write_text(markdown(tab) + '\n\n' + markdown(why) + '\n')
         if a.cost:
-            tab = cost(ms, a.images, a.k, a.reps)
+            tab = cost(ms | {'random CLIP, ViT-B/32 shapes': vit_b32_clip(Path(td)/'vit_b32')}, a.images, a.k, a.reps)
             print('\n' + markdown(tab))
             if out is not None: tab.to_csv(out/'cost.csv', index=False); (out/'cost.md').write_text(markdown(tab) + '\n')
         if out is not None: overlays(ms['default'], out); print(f'written: {out}/')
