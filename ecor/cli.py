@@ -12,11 +12,23 @@ from .rationales import RationaleSet, load_rationales, dror_file, DROR_FILES
 from .towers import Towers, clip_towers
 from .model import ECOR, ECORConfig, explain as explain_images, load_ecor
 from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample
+from .loss import LossConfig
 from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint
 from .evaluate import BenchConfig, run_benchmark, results_markdown, METHODS, TRAINED
 
 # %% auto #0
-__all__ = ['load_towers', 'load_rationale_set', 'load_model', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
+__all__ = ['POSITIVE', 'SETTINGS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError', 'check_numbers',
+           'check_choices', 'check_model', 'check_data', 'check_rationales', 'check_k', 'check_folder', 'run_command',
+           'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
+
+# %% ../nbs/11_cli.ipynb #d48dc08e
+import inspect, math, re, traceback, warnings
+from functools import wraps
+from fastcore.script import anno_parser
+from .definition import Factorisation
+from .loss import METHODS as LOSS_METHODS
+from .data import SHARED_SETS, ImageDecodeError, load_image
+from .train import MAX_LR
 
 # %% ../nbs/11_cli.ipynb #8a3145d5
 def load_towers(model:str='default') -> Towers:
@@ -40,8 +52,124 @@ def load_model(towers:Towers, checkpoint:str|None=None) -> ECOR:
     if not (p/'ecor.safetensors').exists() and (ck := latest_checkpoint(p)) is not None: p = ck
     return load_ecor(p, towers)
 
+# %% ../nbs/11_cli.ipynb #5d132fc5
+class UsageError(ValueError):
+    "A command-line value that cannot work; the command exits with status 2."
+
+POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test') # integer flags that must be > 0
+SETTINGS = ('seen', 'cross-dataset', 'unseen')                # `ecor-evaluate --settings` (ecor.evaluate.setting_splits)
+_HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+')
+
+def check_numbers(**flags):
+    "Check every number flag: integers in `POSITIVE` > 0, other integers >= 0 (0: all / none), `lr` in (0, MAX_LR], floats finite."
+    for name, v in flags.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)): continue   # not a number flag
+        if isinstance(v, int):
+            if name in POSITIVE and v <= 0: raise UsageError(f'--{name} {v}: expected an integer > 0')
+            if v < 0: raise UsageError(f'--{name} {v}: expected an integer >= 0')
+        elif name == 'lr' and not (math.isfinite(v) and 0 < v <= MAX_LR):
+            raise UsageError(f'--lr {v}: expected a finite learning rate in (0, {MAX_LR:g}]')
+        elif not math.isfinite(v): raise UsageError(f'--{name} {v}: expected a finite number')
+
+def check_choices(name:str,         # the flag
+                  value:str,        # its value
+                  choices,          # the allowed values
+                  many:bool=False,  # a comma-separated list of them
+                 ) -> tuple:        # the value(s)
+    "A flag whose value, or each of its comma-separated values, must be one of `choices`."
+    vals = [v.strip() for v in value.split(',')] if many else [value]
+    if bad := [v for v in vals if v not in choices]:
+        raise UsageError(f'--{name} {value!r}: {bad[0]!r} is not one of {", ".join(choices)}')
+    return tuple(vals)
+
+def _path_like(s:str) -> bool: return s.startswith(('.', '/', '~')) or '\\' in s
+
+def check_model(model:str):
+    "`--model`: 'default', a local folder with config.json, or a hub id."
+    if model == 'default': return
+    p = Path(model).expanduser()
+    if p.exists():
+        if not (p.is_dir() and (p/'config.json').is_file()):
+            raise UsageError(f'--model {model!r}: a local model must be a folder with config.json (written by save_pretrained)')
+    elif _path_like(model) or not _HUB_ID.fullmatch(model):
+        raise UsageError(f"--model {model!r}: no such folder, and not 'default' or a hub id like 'openai/clip-vit-base-patch32'")
+
+def check_data(data:str, split:str='train'):
+    "`--data` and `--split`: an offline set and one of its splits, a local folder, or a hub id."
+    if data in SHARED_SETS:
+        if split.split('[')[0] not in SHARED_SETS[data]:
+            raise UsageError(f'--split {split!r}: {data} has the split(s) {", ".join(SHARED_SETS[data])}')
+    elif not Path(data).expanduser().is_dir() and (_path_like(data) or not _HUB_ID.fullmatch(data)):
+        raise UsageError(f"--data {data!r}: not an offline data set ({', '.join(SHARED_SETS)}), not a local folder, "
+                         "and not a hub id like 'owner/name'")
+
+def check_rationales(spec:str, flag:str='rationales') -> RationaleSet: # the loaded set
+    "Load a `--rationales` set now; any problem with it is a usage error naming the flag and the file."
+    try: return load_rationale_set(spec)
+    except (ValueError, OSError) as e:
+        raise UsageError(f'--{flag} {spec!r}: {e}' + ('' if flag == 'rationales' else '; pass --rationales')) from e
+
+def check_k(k:int, rset:RationaleSet):
+    "`--k` explanations must exist: at most C x R."
+    pairs = len(rset) * len(rset.unique_rationales)
+    if k > pairs: raise UsageError(f'--k {k}: the gallery of {rset.name!r} has only {pairs} (category, rationale) pairs')
+
+def check_folder(name:str, path:str, must_exist:bool=False):
+    "A folder flag: never an existing file; with `must_exist`, an existing folder."
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir(): raise UsageError(f'--{name} {path!r}: is a file, expected a folder')
+    if must_exist and not p.is_dir(): raise UsageError(f'--{name} {path!r}: no such folder')
+
+# %% ../nbs/11_cli.ipynb #0766fba9
+def _script_call(frame) -> bool:
+    "True if `frame` is the top level of a file run as a script (a console script's wrapper)."
+    g = frame.f_globals if frame is not None else {}
+    return (frame is not None and frame.f_locals is g and g.get('__name__') == '__main__' and bool(g.get('__file__'))
+            and Path(g['__file__']).resolve() == Path(frame.f_code.co_filename).resolve())
+
+def _one_line(e:BaseException) -> str: # the message on one line, with the type where the message alone is unclear
+    msg = ' '.join(str(e).split())
+    return msg if msg and isinstance(e, (ValueError, OSError, RuntimeError)) else f'{type(e).__name__}: {msg}'.rstrip(': ')
+
+def run_command(func,                 # a command function (docments give its flags)
+                argv:list|None=None,  # the arguments; None: sys.argv[1:]
+                prog:str|None=None,   # its name in messages; None: the script's name
+               ) -> int:              # the exit status: 0, 1 (runtime error) or 2 (usage error)
+    "Parse `argv` into `func`'s flags and run it; any error becomes one line on stderr and an exit status."
+    prog = prog or Path(sys.argv[0]).name or func.__name__
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in argv
+    p = anno_parser(func, prog)
+    p.add_argument('--debug', action='store_true', help='on an error, also print the Python traceback')
+    def usage(message): raise UsageError(message)
+    p.error = usage
+    def show(message, *a, **k): print(f'{prog}: warning: {" ".join(str(message).split())}', file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('default'); warnings.showwarning = show   # every warning shows, on one line
+        try:
+            args = vars(p.parse_args(argv))
+            for k in ('pdb', 'xtra', 'debug'): args.pop(k, None)
+            rc = func(**args)
+            return rc if isinstance(rc, int) else 0
+        except KeyboardInterrupt:
+            print(f'{prog}: interrupted', file=sys.stderr); return 130
+        except Exception as e:
+            if debug: traceback.print_exc()
+            usage_error = isinstance(e, UsageError)
+            print(f'{prog}: error: {_one_line(e)}' + ('' if usage_error or debug else ' (--debug shows the traceback)'),
+                  file=sys.stderr)
+            return 2 if usage_error else 1
+
+def command(func):
+    "A console script from `func` (flags from its docments) with `run_command`'s error handling; from Python, `func` itself."
+    @wraps(func)
+    def _f(*args, **kwargs):
+        if args or kwargs or not _script_call(inspect.currentframe().f_back): return func(*args, **kwargs)
+        sys.exit(run_command(func))
+    return _f
+
 # %% ../nbs/11_cli.ipynb #a60ee9de
-@call_parse
+@command
 def train(model:str='default',       # 'default' or a CLIP hub id / local directory
           data:str='cifar10',        # offline data set name ('cifar10', 'caltech101') or a hub id
           split:str='train',         # split to train on
@@ -51,28 +179,40 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
           epochs:int=5,              # passes over the data
           batch_size:int=64,         # images per step
           lr:float=2e-3,             # AdamW learning rate
-          max_rationales:int=16,     # shared rationale pool per batch
-          max_categories:int=0,      # categories per batch (0: all)
+          anchors:int=LossConfig.anchors, # batch categories that get the pair terms per step (0: all)
+          neg_categories:int=LossConfig.neg_categories, # sampled categories per softmax over categories (0: all, exact)
+          neg_rationales:int=LossConfig.neg_rationales, # sampled rationales per softmax over rationales (0: all, exact)
+          neg_pairs:int=LossConfig.neg_pairs, # DROR: sampled pairs per softmax over the gallery (0: all, exact)
+          max_categories:int=0,      # P(c|I): batch categories + sampled others up to this (0: all, exact)
+          dror_positives:str=LossConfig.dror_positives, # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
           seed:int=0,                # seeds data subset, shuffling and rationale draws
           output_dir:str='runs/train', # checkpoints go here
           resume:bool=False,         # continue from the last checkpoint in output_dir
+          force_resume:bool=False,   # resume even from a checkpoint of other settings or data (warns)
           cache_dir:str='.cache/ecor', # image-feature cache
          ):
     "Prompt-tune ECOR (or a baseline) on a data set; writes safetensors checkpoints after every epoch."
+    check_numbers(**locals())
+    check_choices('method', method, LOSS_METHODS)
+    check_choices('dror_positives', dror_positives, ('all', 'one'))
+    check_model(model); check_data(data, split); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
+    rset = check_rationales(rationales or data, 'rationales' if rationales else 'data')
     towers = load_towers(model)
-    rset = load_rationale_set(rationales or data)
     ds = load_image_dataset(data, split)
     if n and n < len(ds): ds = subsample(ds, n, seed=seed)
     match = match_classes(class_names(ds), rset, strict=True)
     labels = encode_labels(ds, match, rset)
     feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all')
     m = ECOR(towers)
-    cfg = TrainConfig(method, epochs, batch_size, lr, 0.0, max_rationales, max_categories or None, seed, output_dir)
-    hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume)
+    cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, anchors=anchors or None,
+                      neg_categories=neg_categories or None, neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
+                      max_categories=max_categories or None, dror_positives=dror_positives, seed=seed, output_dir=output_dir)
+    hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
+                         force_resume=force_resume)
     for h in hist: print(json.dumps(h))
 
 # %% ../nbs/11_cli.ipynb #c05fbde1
-@call_parse
+@command
 def evaluate(model:str='default',        # 'default' or a CLIP hub id / local directory
              settings:str='seen,cross-dataset,unseen', # comma-separated: seen, cross-dataset, unseen
              methods:str=','.join(METHODS), # comma-separated methods
@@ -86,25 +226,40 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
              output_dir:str='runs/benchmark', # results.{csv,md,png} and checkpoints
              cache_dir:str='.cache/ecor', # image-feature cache
             ):
-    "Train and evaluate methods x settings; write and print the results table."
+    "Train and evaluate methods x settings; write and print the results table (results.csv grows row by row)."
+    check_numbers(**locals())
+    settings = ','.join(check_choices('settings', settings, SETTINGS, many=True))
+    methods = ','.join(check_choices('methods', methods, METHODS, many=True))
+    check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_categories=max_categories or None, seed=seed, progress=False)
-    cfg = BenchConfig(tuple(settings.split(',')), tuple(methods.split(',')), n_train, n_test, tc, seed, output_dir, cache_dir)
+    cfg = BenchConfig(tuple(settings.split(',')), tuple(methods.split(',')), n_train, n_test, tc, seed, output_dir, cache_dir,
+                      str(Path(cache_dir)/'gallery') if cache_dir else None)
     df = run_benchmark(load_towers(model), cfg)
     print(results_markdown(df))
     print(f'written: {Path(output_dir)}/results.csv, results.md, results.png')
 
 # %% ../nbs/11_cli.ipynb #0117a91d
-def explain_files(model:ECOR, paths:list, rset:RationaleSet, k:int=5, factorisation:str='ecor') -> list[dict]:
-    "Explanations of image files: one dict per image with its top-k (category, rationale, probability)."
-    from PIL import Image
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing: raise FileNotFoundError(f'image files not found: {missing}')
-    imgs = [Image.open(p).convert('RGB') for p in paths]
-    res = explain_images(model, imgs, rset.categories, rset.unique_rationales, k, factorisation)
-    return [dict(image=str(p), explanations=[dict(category=e.category, rationale=e.rationale, prob=round(e.prob, 4)) for e in ex])
-            for p, ex in zip(paths, res)]
+def explain_files(model:ECOR,           # the model
+                  paths:list,           # image files
+                  rset:RationaleSet,    # the gallery
+                  k:int=5,              # explanations per image
+                  factorisation:str='ecor',
+                  chunk:int=32,         # images decoded and scored at a time (bounds memory)
+                 ) -> list[dict]:       # per file: {image, explanations} or {image, error}
+    "Explanations of image files, in order; a file that cannot be read gets an `error` (its reason) instead."
+    out = [dict(image=str(p)) for p in paths]
+    for i in range(0, len(paths), chunk):
+        good = []
+        for j in range(i, min(i + chunk, len(paths))):
+            try: good.append((j, load_image(paths[j])))
+            except (ImageDecodeError, OSError) as e: out[j]['error'] = str(e)
+        if not good: continue
+        res = explain_images(model, [im for _, im in good], rset.categories, rset.unique_rationales, k, factorisation)
+        for (j, _), ex in zip(good, res):
+            out[j]['explanations'] = [dict(category=e.category, rationale=e.rationale, prob=round(e.prob, 4)) for e in ex]
+    return out
 
-@call_parse
+@command
 def explain(images:Param('image files', nargs='+'),
             model:str='default',       # 'default' or a CLIP hub id / local directory
             checkpoint:str='',         # trained prompts (checkpoint or training output dir); empty: hand-written prompts
@@ -112,24 +267,38 @@ def explain(images:Param('image files', nargs='+'),
             k:int=5,                   # explanations per image
             factorisation:str='ecor',  # ecor | inverted | independent
             json_out:bool=False,       # print JSON instead of text
+            cache_dir:str='.cache/ecor', # text-embedding cache (in cache_dir/gallery), shared with ecor-evaluate and the explorer
             ground:str='',             # folder: write an overlay PNG per explanation, where it is in the photo (ecor.grounding)
-           ):
-    "Top-k 'category because there is rationale' explanations of image files, with probabilities."
+           ) -> int:                   # exit status: 1 if any image could not be read, else 0
+    "Top-k 'category because there is rationale' explanations of image files; each unreadable file is reported."
+    check_numbers(**locals())
+    check_choices('factorisation', factorisation, [f.value for f in Factorisation])
+    check_model(model)
+    if checkpoint: check_folder('checkpoint', checkpoint, must_exist=True)
+    if cache_dir: check_folder('cache_dir', cache_dir)
+    if ground: check_folder('ground', ground)
+    rset = check_rationales(rationales)
+    check_k(k, rset)
     towers = load_towers(model)
-    m, rset = load_model(towers, checkpoint), load_rationale_set(rationales)
-    res = explain_files(m, list(images), rset, k, factorisation)
+    model = load_model(towers, checkpoint).use_gallery_cache(Path(cache_dir)/'gallery' if cache_dir else None)
+    res = explain_files(model, list(images), rset, k, factorisation)
     if ground:
         from ecor.grounding import ground_files
-        ground_files(m, res, rset, ground)   # adds each explanation's 'overlay' path
+        ground_files(model, res, rset, ground)   # adds each explanation's 'overlay' path
     if json_out: print(json.dumps(res, indent=1))
     else:
         for r in res:
+            if 'error' in r: continue
             print(r['image'])
             for e in r['explanations']: print(f"  {e['category']} because there is {e['rationale']}: {e['prob']:.3f}")
-        if ground: print(f"overlays of {sum(len(r['explanations']) for r in res)} explanations written to {ground}")
+        if ground: print(f"overlays of {sum(len(r.get('explanations', [])) for r in res)} explanations written to {ground}")
+    failed = [r for r in res if 'error' in r]
+    for r in failed: print(f'ecor-explain: error: {r["error"]}', file=sys.stderr)
+    if failed: print(f'ecor-explain: {len(failed)} of {len(res)} image(s) could not be read', file=sys.stderr)
+    return 1 if failed else 0
 
 # %% ../nbs/11_cli.ipynb #24ed1381
-@call_parse
+@command
 def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
          n_train:int=1000,        # CIFAR-10 training photos
          n_test:int=500,          # CIFAR-10 test photos
@@ -140,17 +309,21 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
          cache_dir:str='.cache/ecor', # image-feature cache
         ):
     "The main job: fine-tune on a CIFAR-10 subset, evaluate, print the table and explanations of real photos."
+    check_numbers(**locals())
+    methods = ','.join(check_choices('methods', methods, METHODS, many=True))
+    check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     t0 = time.time()
     towers = load_towers(model)
     tc = TrainConfig(epochs=epochs, progress=False)
-    cfg = BenchConfig(('seen',), tuple(methods.split(',')), n_train, n_test, tc, 0, output_dir, cache_dir)
+    cfg = BenchConfig(('seen',), tuple(methods.split(',')), n_train, n_test, tc, 0, output_dir, cache_dir,
+                      str(Path(cache_dir)/'gallery') if cache_dir else None)
     df = run_benchmark(towers, cfg)
     print('\n' + results_markdown(df))
     rset = load_rationale_set('cifar10')
     test = load_image_dataset('cifar10', 'test')
     pick = subsample(test, n_explain, seed=1)
     ck = Path(output_dir)/'checkpoints'/'seen-ecor'
-    m = load_model(towers, str(ck)) if 'ecor' in cfg.methods else load_model(towers)
+    m = (load_model(towers, str(ck)) if 'ecor' in cfg.methods else load_model(towers)).use_gallery_cache(cfg.gallery_dir)
     res = explain_images(m, pick['image'], rset.categories, rset.unique_rationales, k=3)
     print('Explanations of CIFAR-10 test photos (ECOR, trained prompts):')
     for name, ex in zip(pick['label_name'], res):

@@ -15,14 +15,15 @@ from .definition import inverted_joint, category_marginal
 from .rationales import RationaleSet, load_dror, dror_file
 from .towers import Towers
 from .model import ECOR, ECORConfig
-from .metrics import dror_metrics, set_metrics, true_sets_from_membership
+from .search import SearchResult, search_joint
+from .metrics import dror_metrics, set_metrics, search_metrics, true_sets_from_membership
 from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample, holdout, split_classes, select_classes
 from .train import TrainConfig, train, cached_features
 
 # %% auto #0
-__all__ = ['METHODS', 'TRAINED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'METRICS', 'pair_joint', 'descriptor_joint', 'method_joint',
-           'joint_metrics', 'Split', 'load_split', 'BenchConfig', 'setting_splits', 'run_benchmark', 'results_markdown',
-           'write_results']
+__all__ = ['METHODS', 'TRAINED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'SEARCHED', 'METRICS', 'pair_joint', 'descriptor_joint',
+           'method_joint', 'joint_metrics', 'method_search', 'result_metrics', 'Split', 'load_split', 'BenchConfig',
+           'setting_splits', 'run_benchmark', 'results_markdown', 'write_results']
 
 # %% ../nbs/10_evaluate.ipynb #d12aa72e
 METHODS = ('zero-shot', 'descriptors', 'coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent', 'ecor+adapter')
@@ -96,6 +97,51 @@ def joint_metrics(lj:Tensor,             # log P(c,R|I) [N, C, R]
     res |= {f'set {k}': s[k] for k in ('RR', 'RW', 'WR', 'WW')}
     return res
 
+# %% ../nbs/10_evaluate.ipynb #3c2ed550
+SEARCHED = {'coop': 'inverted', 'ecor': 'ecor', 'ecor-inverted': 'inverted', 'ecor-independent': 'independent',
+            'ecor+adapter': 'ecor'}  # method -> the factorisation its search runs
+
+@torch.no_grad()
+def method_search(method:str,            # one of SEARCHED
+                  model:ECOR,            # the method's model
+                  feats:Tensor,          # cached image features [N, F]
+                  rset:RationaleSet,     # the test gallery
+                  zero_shot:ECOR|None=None, # hand-written prompts on the same towers (CoOp's rationale part)
+                  k:int=5,               # pairs kept per image (DROR's vote reads 5)
+                  batch:int=256,         # images per search
+                 ) -> list[SearchResult]: # one result per chunk of images
+    "The exact search of a factorised method over the test gallery, chunk by chunk."
+    if method not in SEARCHED: raise ValueError(f'method {method!r} has no factorised search; expected one of {list(SEARCHED)}')
+    model.eval()
+    cats, rats, out = rset.categories, rset.unique_rationales, []
+    for i in range(0, len(feats), batch):
+        img = model.image_embeds(features=feats[i:i+batch])
+        if method == 'coop':
+            zs = zero_shot or model
+            _, _, lc = model.first_factor(img, cats, rats, 'inverted')
+            zimg = zs.image_embeds(features=feats[i:i+batch])
+            out.append(search_joint(lc, lambda idx: zs.conditional(zimg, cats, rats, 'category', idx), k, 'category'))
+        else: out.append(model.search(img, cats, rats, k, SEARCHED[method]))
+    return out
+
+def result_metrics(results:list[SearchResult], # `method_search` output
+                   labels:Tensor,              # [N] category indices
+                   membership:Tensor,          # [C, R] bool
+                   true_rationales:Tensor|None=None, # [N] per-image rationale or -1 (DoubleRight); None: unknown
+                  ) -> dict:                   # the metrics of `joint_metrics`, plus 'pairs visited' (mean share per image)
+    "Every metric of the results table from search results: equal to `joint_metrics` of the full joint."
+    true_sets = true_sets_from_membership(membership, labels)
+    dror_truth = true_rationales if true_rationales is not None and (true_rationales >= 0).all() else true_sets
+    res = SearchResult(*[torch.cat([getattr(r, f) for r in results]) if f not in ('top', 'first') else None
+                         for f in SearchResult._fields])._replace(
+        top=type(results[0].top)(*[torch.cat([getattr(r.top, f) for r in results]) for f in results[0].top._fields]),
+        first=results[0].first)
+    d, s, pred = search_metrics(res, labels, dror_truth, true_sets)
+    out = dict(accuracy=(pred == labels).float().mean().item())
+    out |= {f'DROR {k}': d[k] for k in ('RR', 'RW', 'WR', 'WW')}
+    out |= {f'set {k}': s[k] for k in ('RR', 'RW', 'WR', 'WW')}
+    return out | {'pairs visited': res.visited_fraction.mean().item()}
+
 # %% ../nbs/10_evaluate.ipynb #0a62ca4d
 @dataclass
 class Split:
@@ -141,6 +187,7 @@ class BenchConfig:
     seed: int = 0                     # data subsets and class split
     output_dir: str = 'runs/benchmark' # results.csv / results.md / results.png and checkpoints
     cache_dir: str|None = '.cache/ecor' # image-feature cache
+    gallery_dir: str|None = None      # text-embedding cache (`cache.GalleryCache`) folder; None: memory only
     progress: bool = True
 
 def setting_splits(towers:Towers, setting:str, cfg:BenchConfig) -> tuple[Split, Split]:
@@ -164,8 +211,8 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
     "Train and evaluate every method of `cfg` on every setting; write results.{csv,md,png} to cfg.output_dir."
     cfg = cfg or BenchConfig()
     out = Path(cfg.output_dir); out.mkdir(parents=True, exist_ok=True)
-    zs = ECOR(towers, ECORConfig(learn_context=False))
-    desc = ECOR(towers, ECORConfig(template_pair=DESCRIPTOR_TEMPLATE, template_c='{category}', learn_context=False))
+    zs = ECOR(towers, ECORConfig(learn_context=False)).use_gallery_cache(cfg.gallery_dir)
+    desc = ECOR(towers, ECORConfig(template_pair=DESCRIPTOR_TEMPLATE, template_c='{category}', learn_context=False)).use_gallery_cache(cfg.gallery_dir)
     trained, rows = {}, []
     for setting in cfg.settings:
         tr, te = setting_splits(towers, setting, cfg)
@@ -175,7 +222,7 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
                 key = (tr.name, tuple(tr.rset.categories), method)
                 if key not in trained:
                     torch.manual_seed(cfg.seed)
-                    model = ECOR(towers, ECORConfig(image_adapter=method in ADAPTER))
+                    model = ECOR(towers, ECORConfig(image_adapter=method in ADAPTER)).use_gallery_cache(cfg.gallery_dir)
                     tc = TrainConfig(**{**asdict(cfg.train), 'method': TRAINED[method],
                                         'output_dir': str(out/'checkpoints'/f'{setting}-{method}')})
                     hist = train(model, tr.feats, tr.labels, tr.rset, tc)
@@ -183,9 +230,11 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
                     _log(cfg, f'[{setting}] trained {method}: loss {hist[0]["loss"]:.3f} -> {hist[-1]["loss"]:.3f} ({time.time()-t0:.0f}s)')
                 model = trained[key]
             else: model = desc if method == 'descriptors' else zs
-            lj = method_joint(method, model, te.feats, te.rset, zero_shot=zs)
-            rows.append(dict(setting=setting, method=method, **joint_metrics(lj, te.labels, te.rset.membership),
-                             n_test=len(te.labels), seconds=round(time.time() - t0, 1)))
+            if method in SEARCHED:
+                m = result_metrics(method_search(method, model, te.feats, te.rset, zero_shot=zs), te.labels, te.rset.membership)
+            else: m = joint_metrics(method_joint(method, model, te.feats, te.rset, zero_shot=zs), te.labels, te.rset.membership) | {'pairs visited': 1.0}
+            rows.append(dict(setting=setting, method=method, **m, n_test=len(te.labels), seconds=round(time.time() - t0, 1)))
+            tmp = out/'.results.csv.tmp'; tmp.write_text(pd.DataFrame(rows).to_csv(index=False)); tmp.replace(out/'results.csv')  # keep each finished row
             _log(cfg, f'[{setting}] {method}: ' + ', '.join(f'{k} {v:.3f}' for k, v in rows[-1].items() if isinstance(v, float) and k != 'seconds'))
     df = pd.DataFrame(rows)
     write_results(df, out)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_explorer.ipynb #93de91e0
 from __future__ import annotations
-import hashlib, html, io, re, time
+import hashlib, html, io, math, re, time
 from collections import OrderedDict
 from functools import lru_cache
 from weakref import WeakKeyDictionary
@@ -22,6 +22,7 @@ from .definition import Factorisation, log_joint, top_explanations
 from .rationales import RationaleSet, DROR_FILES
 from .towers import Towers
 from .model import ECOR, Explanation
+from .cache import GalleryCache
 from .data import SHARED_SETS, load_image_dataset
 from .train import latest_checkpoint
 from .cli import load_towers, load_rationale_set, load_model
@@ -64,9 +65,11 @@ class Scorer:
     def __init__(self, model:ECOR,       # the model; its cache holds the gallery's text embeddings
                  rset:RationaleSet,      # the gallery: rset.categories x rset.unique_rationales
                  max_images:int=256,     # photos whose logits are kept (least recently used dropped first)
+                 max_pairs:int=200_000,  # larger galleries are searched (00a_search) instead of scored whole
                 ):
         self.model, self.rset, self.max_images = model.eval(), rset, max_images
         self.categories, self.rationales = list(rset.categories), list(rset.unique_rationales)
+        self.search_mode = len(self.categories) * len(self.rationales) > max_pairs
         self._logits = OrderedDict()
 
     @torch.no_grad()
@@ -90,6 +93,7 @@ class Scorer:
              ) -> dict:                     # everything the explorer shows for this photo (see below)
         "Scores of one photo under `factorisation`: marginals, the top of each, P(c|R,I) for the top rationales, sentences."
         kind = Factorisation(factorisation).value
+        if self.search_mode: return self._searched(image, kind, k, k_r, k_c)
         lg = self.logits(image)
         lj = log_joint(kind, logits_r=lg['r'][None], logits_c=lg['c'][None], logits_pair=lg['pair'][None])[0] # [C, R]
         lpc, lpr = lj.logsumexp(1), lj.logsumexp(0)           # log P(c|I) [C], log P(R|I) [R]
@@ -104,7 +108,27 @@ class Scorer:
                     top_rationales=[(self.rationales[j], float(lpr[j].exp())) for j in tr],
                     heatmap=dict(rationales=[self.rationales[j] for j in tr], categories=[self.categories[i] for i in tc],
                                  values=cond[tc][:, tr].T.tolist()),  # [k_r rows, k_c columns]
-                    explanations=exps, sentences=[str(e) for e in exps])
+                    explanations=exps, sentences=[str(e) for e in exps], slack=0.)
+
+    @torch.no_grad()
+    def _searched(self, image:PILImage.Image, kind:str, k:int, k_r:int, k_c:int) -> dict:
+        "`score` for a large gallery: exact top k and first factor, the other marginal as certified lower bounds."
+        m, C, R = self.model, self.categories, self.rationales
+        img = embed_image(m, image)
+        res = m.search(img, C, R, k, kind, certify=True)
+        lower = res.second_lower[0].float().clamp_min(1e-38).log()
+        lpc, lpr = (lower, res.log_first[0]) if res.first == 'rationale' else (res.log_first[0], lower)
+        if kind == 'independent': lpc = m.first_factor(img, C, R, 'inverted')[2][0]   # exact: no pairs involved
+        tc = lpc.topk(min(k_c, len(lpc))).indices.tolist()
+        tr = lpr.topk(min(k_r, len(lpr))).indices.tolist()
+        if kind == 'ecor': values = m.conditional(img, C, R, 'rationale', tr)[0][:, tc].exp().tolist()
+        elif kind == 'independent': values = [lpc[tc].exp().tolist()] * len(tr)
+        else: values = None       # P(c|R,I) under the inverted factorisation needs whole columns: every row of the gallery
+        exps = [Explanation(C[c], R[r], math.exp(lp)) for c, r, lp in zip(*[t[0].tolist() for t in res.top]) if c >= 0]
+        return dict(factorisation=kind, categories=C, rationales=R, log_joint=None, log_p_c=lpc, log_p_r=lpr,
+                    top_categories=[(C[i], float(lpc[i].exp())) for i in tc], top_rationales=[(R[j], float(lpr[j].exp())) for j in tr],
+                    heatmap=None if values is None else dict(rationales=[R[j] for j in tr], categories=[C[i] for i in tc], values=values),
+                    explanations=exps, sentences=[str(e) for e in exps], slack=float(res.unvisited[0]))
 
 # %% ../nbs/13_explorer.ipynb #2796bbab
 def _natural(s:str) -> list: return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', s)]
@@ -137,8 +161,11 @@ def _quiet_load(fn, *args):
         if was: hf_logging.enable_progress_bar()
 
 class ModelHub:
-    "Towers and ECOR models by choice, each loaded once and kept."
-    def __init__(self): self._towers, self._models = {}, {}
+    "Towers and ECOR models by choice, each loaded once and kept; their prompt embeddings in a shared disk cache."
+    def __init__(self, cache_dir:str|Path|None='.cache/ecor', # text embeddings go to cache_dir/gallery (None: memory only)
+                ):
+        self._towers, self._models = {}, {}
+        self.gallery = GalleryCache(None if cache_dir is None else Path(cache_dir)/'gallery')
 
     def towers(self, model:str, # 'default', a CLIP directory or a hub id
               ) -> Towers:
@@ -154,7 +181,7 @@ class ModelHub:
         if key not in self._models:
             own = bool(checkpoint) and _has_image_weights(resolve_checkpoint(checkpoint))
             towers = _quiet_load(load_towers, model) if own else self.towers(model)
-            self._models[key] = _quiet_load(load_model, towers, checkpoint or None).eval()
+            self._models[key] = _quiet_load(load_model, towers, checkpoint or None).eval().use_gallery_cache(self.gallery)
         return self._models[key]
 
 # %% ../nbs/13_explorer.ipynb #a495c31f
@@ -173,9 +200,12 @@ def rationale_bars_png(log_p_r:Tensor,       # log P(R|I) of one photo, [R]
 
 _VIRIDIS = colormaps['viridis']
 
-def heatmap_html(heatmap:dict, # Scorer.score(...)['heatmap']: rationales (rows), categories (columns), values
+def heatmap_html(heatmap:dict|None, # Scorer.score(...)['heatmap']: rationales (rows), categories (columns), values
                 ) -> str:      # an HTML table, cells coloured on a 0..1 viridis scale, values written in them
     "P(c|R,I) for the top rationales as a coloured HTML table."
+    if heatmap is None:
+        return ('<div class="ecor-heatmap-none" style="font-size:11px;color:#555">P(c | R, I) under the inverted factorisation '
+                'needs every row of this large gallery; switch to ECOR or independent to see it.</div>')
     head = ''.join(f'<th title="{html.escape(c)}" style="font-weight:normal;padding:0 1px;overflow:hidden">{html.escape(_short(c, 7))}</th>'
                    for c in heatmap['categories'])
     rows = []
@@ -189,13 +219,15 @@ def heatmap_html(heatmap:dict, # Scorer.score(...)['heatmap']: rationales (rows)
             f'<b>P(c | R, I)</b> for the top rationales (rows); colour 0 → 1</caption>{cols}<tr><th></th>{head}</tr>{"".join(rows)}</table>')
 
 def categories_html(top_categories:list[tuple[str, float]], # (category, P(c|I)), best first
+                    slack:float=0.,                        # searched gallery: each P(c|I) is a lower bound, at most this below
                    ) -> str:                               # an HTML table with inline bars
     "The top categories as a small HTML table: name, probability, bar."
     mx = max((p for _, p in top_categories), default=1) or 1
     rows = ''.join(f'<tr><td>{html.escape(c)}</td><td style="text-align:right;padding:0 6px">{p:.3f}</td>'
                    f'<td><div style="background:#4c72b0;height:9px;width:{int(140 * p / mx)}px"></div></td></tr>'
                    for c, p in top_categories)
-    return f'<table class="ecor-categories" style="font-size:12px"><tr><th colspan="3" style="text-align:left">P(c | I)</th></tr>{rows}</table>'
+    head = 'P(c | I)' if not slack else f'P(c | I) ≥ (exact within +{slack:.3f}, certified leader)'
+    return f'<table class="ecor-categories" style="font-size:12px"><tr><th colspan="3" style="text-align:left">{head}</th></tr>{rows}</table>'
 
 def sentences_html(sentences:list[str], # 'cat because there is fur: 0.31', best first
                    factorisation:str,   # the factorisation that produced them
@@ -302,7 +334,7 @@ class _Panel:
         ck = Path(r['checkpoint']).name if r['checkpoint'] else 'hand-written prompts'
         self.status.value = (f'<span class="ecor-status" style="color:#555;font-size:11px">{html.escape(_short(r["model"], 40))}'
                              f' · {html.escape(ck)} · scored in {r["ms"]:.0f} ms</span>')
-        self.categories.value = categories_html(r['top_categories'])
+        self.categories.value = categories_html(r['top_categories'], r.get('slack', 0.))
         self.bars.value = rationale_bars_png(r['log_p_r'], r['rationales'], len(r['top_rationales']))
         self.heatmap.value = heatmap_html(r['heatmap'])
         self.sentences.value = sentences_html(r['sentences'], r['factorisation'])  # last: its tag says the panel is done

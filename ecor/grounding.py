@@ -5,7 +5,8 @@
 # %% ../nbs/08a_grounding.ipynb #1a64035d
 from __future__ import annotations
 import re
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from pathlib import Path
 import numpy as np
@@ -15,13 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from PIL import Image, ImageDraw
 from matplotlib import colormaps
-from .definition import top_explanations
 from .towers import ImageTower, CLIPImageTower
 from .model import ECOR, Explanation
 from .default import ImageNetBridgeTower
+from .data import load_image
 
 # %% auto #0
-__all__ = ['METHODS', 'GroundConfig', 'DenseFeatures', 'dense_features', 'location_head', 'embed_locations', 'Geometry',
+__all__ = ['METHODS', 'GroundConfig', 'DenseFeatures', 'dense_features', 'per_location', 'embed_locations', 'Geometry',
            'preprocess_geometry', 'to_image', 'PhotoGrid', 'encode_locations', 'location_scores', 'heatmaps', 'ground',
            'GroundedExplanation', 'explain_grounded', 'peak', 'overlay', 'write_overlays', 'ground_files',
            'noise_image', 'composite', 'cell_of', 'make_composites', 'PointingConfig', 'pointing_game',
@@ -85,29 +86,30 @@ def _bridge_dense(tower, pixel_values):
 
 # %% ../nbs/08a_grounding.ipynb #a9e0e347
 @singledispatch
-def location_head(tower:ImageTower,           # the image tower
-                  feats:Tensor,               # per-location features [L, F]
-                  temperature:float|None=None, # unused by towers whose head has no temperature
-                 ) -> Tensor:                 # [L, dim]
-    "The tower's head applied to per-location features: by default exactly its `head`."
-    return tower.head(feats)
+def per_location(tower:ImageTower,            # the image tower
+                 temperature:float|None=None, # per-location temperature, for towers whose head has one
+                ):                            # a context manager
+    "Context in which the tower's head is the one to apply per location: by default the tower's own, unchanged."
+    return nullcontext()
 
-@location_head.register(ImageNetBridgeTower)
-def _bridge_head(tower, feats, temperature=None):
-    "softmax(logits / T) @ E per location, L2-normalised; T = `temperature` (None: the tower's own)."
-    _, logits = tower.split(feats.to(tower.class_embeds.device).float())
-    t = tower.config.temperature if temperature is None else temperature
-    return F.normalize(F.softmax(logits / t, dim=-1) @ tower.class_embeds, dim=-1)
+@per_location.register(ImageNetBridgeTower)
+@contextmanager
+def _bridge_per_location(tower, temperature=None):
+    "The bridge at the per-location temperature: the tower's config is swapped for the call (not thread-safe), then restored."
+    old = tower.config
+    if temperature is not None: tower.config = replace(old, temperature=temperature)
+    try: yield
+    finally: tower.config = old
 
 def embed_locations(model:ECOR,                 # the model (its image head and adapter)
                     feats:Tensor,               # per-location features [..., F]
                     temperature:float|None=None, # per-location bridge temperature (default model); None: the tower's
                    ) -> Tensor:                 # L2-normalised joint-space embeddings [..., dim]
-    "Per-location image embeddings, computed as `ECOR.image_embeds` computes the pooled one."
-    shape, f = feats.shape[:-1], feats.reshape(-1, feats.shape[-1]).to(model.logit_scale.device)
-    emb = location_head(model.image_tower, f, temperature).float()
-    if model.adapter is not None: emb = F.normalize(emb, dim=-1) + model.adapter(f.float())
-    return F.normalize(emb, dim=-1).reshape(*shape, -1)
+    "Per-location image embeddings: `ECOR.image_embeds` itself, applied to each location's features."
+    with per_location(model.image_tower, temperature):
+        emb = model.image_embeds(features=feats.reshape(-1, feats.shape[-1]))
+    return emb.reshape(*feats.shape[:-1], -1)
+
 
 # %% ../nbs/08a_grounding.ipynb #a00efd15
 @dataclass(frozen=True)
@@ -287,11 +289,11 @@ def explain_grounded(model:ECOR,                # a (trained) ECOR model
     cfg = config or GroundConfig()
     model.eval()
     photos = encode_locations(model, images, cfg)
-    out = model(categories, rationales, features=torch.stack([p.pooled for p in photos]), factorisation=factorisation)
-    ex = top_explanations(out.log_joint, k)
+    img = model.image_embeds(features=torch.stack([p.pooled for p in photos]))     # u(I), as `explain` computes it
+    top = model.search(img, categories, rationales, k, factorisation, certify=False).top  # `explain`'s exact top-k
     res = []
-    for p, cs, rs, lps in zip(photos, ex.category.tolist(), ex.rationale.tolist(), ex.log_prob):
-        exps = [(categories[c], rationales[r], float(lp.exp())) for c, r, lp in zip(cs, rs, lps)]
+    for p, cs, rs, lps in zip(photos, top.category.tolist(), top.rationale.tolist(), top.log_prob):
+        exps = [(categories[c], rationales[r], float(lp.exp())) for c, r, lp in zip(cs, rs, lps) if c >= 0]
         maps = heatmaps(model, p, [(c, r) for c, r, _ in exps], categories, rationales, cfg.method)
         res.append([GroundedExplanation(c, r, pr, m) for (c, r, pr), m in zip(exps, maps)])
     return res
@@ -372,17 +374,19 @@ def _unique(names:list[str]) -> list[str]:
     return out
 
 def ground_files(model:ECOR,              # the model that explained the files
-                 results:list[dict],      # `ecor.cli.explain_files` output: {'image': path, 'explanations': [...]}
+                 results:list[dict],      # `ecor.cli.explain_files` output: {'image', 'explanations'} or {'image', 'error'} per file
                  rset,                    # the rationale set (the gallery)
                  out_dir:str|Path,        # folder for the PNGs
                  config:GroundConfig|None=None,
                 ) -> list[dict]:          # `results`, each explanation with an 'overlay' path added
     "Overlay PNGs for the explanations of image files (what `ecor-explain --ground` writes)."
-    images = [Image.open(r['image']).convert('RGB') for r in results]
-    exps = [[(e['category'], e['rationale']) for e in r['explanations']] for r in results]
+    ok = [r for r in results if r.get('explanations')]   # files that could not be read carry an 'error' instead
+    if not ok: return results
+    images = [load_image(r['image']) for r in ok]          # decoded as `explain_files` decodes them (EXIF, modes)
+    exps = [[(e['category'], e['rationale']) for e in r['explanations']] for r in ok]
     paths = write_overlays(model, images, exps, rset.categories, rset.unique_rationales, out_dir,
-                           _unique([Path(r['image']).stem for r in results]), config)
-    for r, ps in zip(results, paths):
+                           _unique([Path(r['image']).stem for r in ok]), config)
+    for r, ps in zip(ok, paths):
         for e, p in zip(r['explanations'], ps): e['overlay'] = str(p)
     return results
 

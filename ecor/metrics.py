@@ -7,36 +7,15 @@ from __future__ import annotations
 from typing import Literal
 import torch
 from torch import Tensor
+from .search import SearchResult, gallery_topk
 
 # %% auto #0
-__all__ = ['RR', 'RW', 'WR', 'WW', 'OUTCOMES', 'gallery_topk', 'dror_outcomes', 'outcome_fractions', 'dror_metrics',
-           'true_sets_from_membership', 'set_outcomes', 'set_metrics', 'per_class_accuracy']
+__all__ = ['RR', 'RW', 'WR', 'WW', 'OUTCOMES', 'dror_from_topk', 'dror_outcomes', 'outcome_fractions', 'dror_metrics',
+           'true_sets_from_membership', 'set_outcomes', 'set_metrics', 'search_metrics', 'per_class_accuracy']
 
-# %% ../nbs/06_metrics.ipynb #d74b244d
+# %% ../nbs/06_metrics.ipynb #6d835235
 RR, RW, WR, WW = 0, 1, 2, 3           # outcome codes, the same order everywhere
 OUTCOMES = ('RR', 'RW', 'WR', 'WW')   # names of the outcome codes, indexed by code
-
-def gallery_topk(scores:Tensor, # [B, P] float scores, higher is better; -inf marks an invalid entry
-                 k:int,         # how many entries to take; min(k, P) come back
-                ) -> tuple[Tensor, Tensor]: # (indices [B, min(k,P)] best first, valid [B, min(k,P)] bool)
-    "Top-k of every row, ties to the lower index; entries at -inf come back flagged invalid."
-    if k < 1: raise ValueError(f"gallery_topk: k must be >= 1, got k={k}")
-    if scores.ndim != 2: raise ValueError(f"gallery_topk: scores must be [B, P], got shape {tuple(scores.shape)}")
-    if scores.dtype in (torch.float16, torch.bfloat16): scores = scores.float()  # exact, keeps every tie
-    k = min(k, scores.shape[1])
-    vals, idx = scores.topk(k, dim=1)
-    kth = vals[:, -1:]
-    n_gt = (scores > kth).sum(1)
-    amb = n_gt + (scores == kth).sum(1) > k  # rows where equal values straddle the cut-off
-    if amb.any():
-        s, kt = scores[amb], kth[amb]
-        eq = s == kt
-        keep = (s > kt) | (eq & (eq.cumsum(1) <= (k - n_gt[amb])[:, None]))  # exactly k per row, lowest indices
-        idx = idx.clone()
-        idx[amb] = keep.nonzero()[:, 1].view(-1, k)
-    idx = idx.sort(dim=1).values  # index order, then a stable sort by score: ties stay index-ascending
-    idx = idx.gather(1, scores.gather(1, idx).sort(dim=1, descending=True, stable=True).indices)
-    return idx, scores.gather(1, idx) > float('-inf')
 
 # %% ../nbs/06_metrics.ipynb #c80cb031
 def _check_gallery(fn:str, scores:Tensor, labels:Tensor):
@@ -70,13 +49,22 @@ def _outcome(right_cat:Tensor, right_rat:Tensor) -> Tensor:
 def _dror_chunk(flat:Tensor, y:Tensor, t:Tensor, k:int, R:int) -> tuple[Tensor, Tensor]:
     "DROR outcomes for a chunk: `flat` [B, C*R] scores, `y` labels, `t` true rationales ([B] index or [B, R] set)."
     idx, valid = gallery_topk(flat, k)
-    cats, rats = idx // R, idx % R
-    K = idx.shape[1]
+    return dror_from_topk(idx // R, idx % R, valid, y, t)
+
+def dror_from_topk(cats:Tensor,  # [B, k] category of each of the top-k pairs, best first
+                   rats:Tensor,  # [B, k] rationale of each of the top-k pairs
+                   valid:Tensor, # [B, k] bool, False for padding (pairs at -inf)
+                   y:Tensor,     # [B] true category
+                   t:Tensor,     # [B] true rationale index, or [B, R] bool set of right rationales
+                  ) -> tuple[Tensor, Tensor]: # (outcome codes [B], voted category [B], -1 = none)
+    "DROR outcomes from each image's top-k pairs alone (what the vote reads): the dense path and the search share it."
+    cats, rats = cats.clamp(min=0), rats.clamp(min=0)
+    K = cats.shape[1]
     true_r = t.gather(1, rats) if t.ndim == 2 else rats == t[:, None]      # is the prompt's rationale a true one?
     hit = valid & (cats == y[:, None]) & true_r                            # the true pair at this rank
     found = hit.any(1)
     first = torch.where(found, hit.int().argmax(1), K)                     # rank of the first true pair
-    votes = valid & (torch.arange(K, device=idx.device)[None] <= first[:, None])  # upstream's `break`
+    votes = valid & (torch.arange(K, device=cats.device)[None] <= first[:, None])  # upstream's `break`
     counts = ((cats[:, :, None] == cats[:, None, :]) & votes[:, None, :]).sum(2)
     counts = torch.where(votes, counts, -1)
     pred = cats.gather(1, counts.argmax(1, keepdim=True)).squeeze(1)       # argmax: first maximum = first seen
@@ -186,6 +174,26 @@ def set_metrics(scores:Tensor,    # [N, C, R] log-scale score per (category, rat
     "Doubly-right fractions of the set variant: category from the marginal, rationale right if in the true set."
     out, pred = set_outcomes(scores, labels, true_sets, k, rationale_from, chunk)
     return outcome_fractions(out, pred, labels)
+
+# %% ../nbs/06_metrics.ipynb #0a5320f5
+def search_metrics(res:SearchResult,        # `search.search_joint` / `ECOR.search` output, with certify=True
+                   labels:Tensor,           # [N] true category index
+                   true_rationales:Tensor,  # [N] true rationale index, or [N, R] bool set: DROR's truth (as `dror_metrics`)
+                   true_sets:Tensor,        # [N, R] bool, right rationales of the set variant (as `set_metrics`)
+                   k:int=5,                 # prompts per image that vote (upstream: 5)
+                  ) -> tuple[dict, dict, Tensor]: # (DROR fractions, set fractions, predicted category [N])
+    "DROR and set-variant metrics read off a search result: the full joint's numbers, from the pairs the search computed."
+    top = res.top
+    if top.category.shape[1] < min(k, res.log_first.shape[1]):
+        raise ValueError(f'search_metrics: the search kept {top.category.shape[1]} pairs per image; DROR votes over k={k}')
+    y = labels.long()
+    cats, rats = top.category[:, :k], top.rationale[:, :k]
+    d = outcome_fractions(*dror_from_topk(cats, rats, cats >= 0, y, true_rationales.to(cats.device)), y)
+    cat, rat = (res.second_pred, res.log_first.argmax(1)) if res.first == 'rationale' else (res.log_first.argmax(1), res.second_pred)
+    if (cat < 0).any() or (rat < 0).any():
+        raise ValueError('search_metrics: some predictions are not certified; run the search with certify=True')
+    s = outcome_fractions(_outcome(cat == y, true_sets.gather(1, rat[:, None])[:, 0]), cat, y)
+    return d, s, cat
 
 # %% ../nbs/06_metrics.ipynb #1f890531
 def per_class_accuracy(pred:Tensor,   # [N] predicted class, -1 = none

@@ -7,7 +7,7 @@ __all__ = ['DROR_FILES', 'shared_dir', 'dror_file', 'normalise', 'RationaleSet',
            'load_rationales']
 
 # %% ../nbs/01_rationales.ipynb #769a5a31
-import csv, json, os
+import csv, io, json, os, warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -160,6 +160,7 @@ def _check_flat(data, src: str):
             if not isinstance(r, str):
                 hint = ' (a hierarchical file? use load_dror_level2)' if isinstance(r, dict) else ''
                 raise ValueError(f'{src}: category {k!r}: rationale {r!r:.60} ({type(r).__name__}) is not a string{hint}')
+            if not normalise(r): raise ValueError(f'{src}: category {k!r}: rationale {r!r} is empty after normalisation')
 
 def _categories(data: dict, slash: str, src: str) -> list[str]: # the normalised keys of `data`, checked unique
     "Normalise the category keys; raise ValueError naming `src` on an empty name or two keys with one name."
@@ -172,10 +173,41 @@ def _categories(data: dict, slash: str, src: str) -> list[str]: # the normalised
     return list(first)
 
 # %% ../nbs/01_rationales.ipynb #9e3537e5
+def _read_text(path: Path) -> str: # the file's text
+    "Read a UTF-8 text file (a byte-order mark is dropped); other encodings fail with the file, the byte and a fix."
+    raw = Path(path).read_bytes()
+    try: return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise ValueError(f'{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8, '
+                         f'e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed{Path(path).suffix}` for a Latin-1 file') from None
+
+def _merge_pairs(path: Path):
+    "A JSON `object_pairs_hook` for `path`: a key given twice has its two lists merged (other values: an error)."
+    def hook(pairs: list) -> dict:
+        out = {}
+        for k, v in pairs:
+            if k not in out: out[k] = v; continue
+            if not (isinstance(out[k], list) and isinstance(v, list)):
+                raise ValueError(f'{path}: key {k!r} appears twice in one object and its values are not both lists')
+            if [x for x in out[k] if x not in v]:  # json.load (and DROR) would keep only the last list: say what differs
+                warnings.warn(f'{path}: key {k!r} appears twice; its lists are merged (json.load would keep only the last)')
+            out[k] = out[k] + v
+        return out
+    return hook
+
 def _read_json(path: Path): # the parsed JSON
-    "Parse a JSON file; a syntax error becomes a ValueError naming the file."
-    try: return json.loads(Path(path).read_text(encoding='utf-8'))
+    "Parse a UTF-8 JSON file; errors name the file; repeated keys get their lists merged."
+    try: return json.loads(_read_text(path), object_pairs_hook=_merge_pairs(path))
     except json.JSONDecodeError as e: raise ValueError(f'{path}: not valid JSON ({e})') from None
+
+def _check_usable(rs: 'RationaleSet', path) -> 'RationaleSet': # `rs`, if it has a category and a rationale
+    "A file must give at least one category and at least one rationale: the gallery is C x R."
+    if not len(rs): raise ValueError(f'{path}: no categories (an empty object or a header-only CSV); '
+                                     'a rationale file needs at least one category with at least one rationale')
+    if not rs.unique_rationales:
+        raise ValueError(f'{path}: none of its {len(rs)} categories ({", ".join(map(repr, rs.keys[:3]))}'
+                         f'{", ..." if len(rs) > 3 else ""}) has a rationale; the gallery would be empty')
+    return rs
 
 def _slash(path: Path, category_slash: str | None) -> str: # what `/` becomes in this file's category keys
     "DROR's per-file choice: SUN's keys are hierarchical (`bakery/shop`), so `/` is a space there."
@@ -187,7 +219,7 @@ def load_dror(path,                       # a flat DROR file {category: [rationa
              ) -> RationaleSet:           # its rationale set, named after the file stem
     "Load a flat DROR rationale file."
     path = Path(path)
-    return RationaleSet.from_raw(_read_json(path), path.stem, _slash(path, category_slash), str(path))
+    return _check_usable(RationaleSet.from_raw(_read_json(path), path.stem, _slash(path, category_slash), str(path)), path)
 
 # %% ../nbs/01_rationales.ipynb #124140a0
 def _check_nested(data, src: str):
@@ -203,6 +235,8 @@ def _check_nested(data, src: str):
             (r, subs), = e.items()
             if not (isinstance(subs, list) and all(isinstance(s, str) for s in subs)):
                 raise ValueError(f'{src}: category {k!r}, rationale {r!r}: {subs!r:.60} is not a list of strings')
+            if empty := [s for s in [r, *subs] if not normalise(s)]:
+                raise ValueError(f'{src}: category {k!r}, rationale {r!r}: {empty[0]!r} is empty after normalisation')
 
 def load_dror_level2(path,                       # a hierarchical file {category: [{rationale: [sub, ...]}, ...]}
                      category_slash: str | None = None, # what `/` becomes in category keys; None: DROR's choice
@@ -219,12 +253,12 @@ def load_dror_level2(path,                       # a hierarchical file {category
             (r, ss), = e.items()
             subs[c].setdefault(normalise(r), []).extend(normalise(s) for s in ss)
         subs[c] = {r: _dedup(ss) for r, ss in subs[c].items()}
-    return RationaleSet(cats, {c: list(subs[c]) for c in cats}, path.stem, list(data), subs)
+    return _check_usable(RationaleSet(cats, {c: list(subs[c]) for c in cats}, path.stem, list(data), subs), path)
 
 # %% ../nbs/01_rationales.ipynb #273eaac9
 def _read_csv(path: Path) -> dict[str, list[str]]: # {category: [rationale, ...]} in file order
     "Read a `category,rationale` CSV; errors name the file and the line."
-    with open(path, newline='', encoding='utf-8') as f:
+    with io.StringIO(_read_text(path), newline='') as f:
         rd = csv.DictReader(f)
         if missing := [c for c in ('category', 'rationale') if c not in (rd.fieldnames or [])]:
             raise ValueError(f'{path}: missing column(s) {missing}; the header must name category and rationale, '
@@ -250,7 +284,7 @@ def load_rationales(path,                       # a .json (flat or level-2, dete
     "Load a rationale set from any supported file."
     path = Path(path)
     slash, suffix = _slash(path, category_slash), path.suffix.lower()
-    if suffix == '.csv': return RationaleSet.from_raw(_read_csv(path), path.stem, slash, str(path))
+    if suffix == '.csv': return _check_usable(RationaleSet.from_raw(_read_csv(path), path.stem, slash, str(path)), path)
     if suffix != '.json': raise ValueError(f'{path}: unsupported file type {path.suffix!r}; expected .json or .csv')
     if _is_nested(_read_json(path)): return load_dror_level2(path, slash)
     return load_dror(path, slash)

@@ -19,8 +19,20 @@ from .model import ECOR, save_ecor, load_ecor
 from .loss import LossConfig, method_loss
 
 # %% auto #0
-__all__ = ['preprocess_key', 'feature_key', 'cached_features', 'LossModule', 'TrainConfig', 'save_checkpoint',
-           'latest_checkpoint', 'train']
+__all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'feature_key', 'cached_features',
+           'LossModule', 'TrainConfig', 'file_digest', 'save_checkpoint', 'checkpoint_problem', 'latest_checkpoint',
+           'RunLockedError', 'RunLock', 'ResumeMismatchError', 'data_digest', 'check_resume', 'resume_from',
+           'set_aside_previous_run', 'NonFiniteError', 'check_train_config', 'check_features', 'check_step',
+           'guarded_run', 'train']
+
+# %% ../nbs/09_train.ipynb #62c90ab9
+import functools, inspect, os, re, shutil, socket, time, warnings
+from dataclasses import fields
+import datasets
+from safetensors import safe_open
+from .cache import atomic_write, fsync_dir, tensor_digest, module_digest
+from .model import nonfinite, read_ecor_state, safetensors_bytes
+from .loss import METHODS as LOSS_METHODS
 
 # %% ../nbs/09_train.ipynb #2969e68d
 def preprocess_key(tower:ImageTower) -> str:
@@ -29,32 +41,76 @@ def preprocess_key(tower:ImageTower) -> str:
     p = getattr(tower, 'processor', None)
     return p.to_json_string() if hasattr(p, 'to_json_string') else type(tower).__name__
 
+def _blake(): return hashlib.blake2b(digest_size=16)
+
+def _encoded(v:dict) -> bytes: # the image's encoded bytes (or its file's), else its path
+    if v.get('bytes') is not None: return v['bytes']
+    p = v.get('path')
+    return Path(p).read_bytes() if p and Path(p).is_file() else str(p).encode()
+
+def images_digest(ds,                  # a `datasets.Dataset` (or anything indexable by column) with images
+                  column:str='image',  # the image column
+                  chunk:int=1000,      # rows read at a time
+                 ) -> str:             # hex digest of the photos, in order
+    "A digest of a data set's photos: the encoded bytes of each image (its file's content), without decoding."
+    h = _blake(); h.update(f'{len(ds)};'.encode())
+    if isinstance(getattr(ds, 'features', {}).get(column), datasets.Image):
+        t = ds.select_columns([column]).with_format('arrow')
+        for i in range(0, len(ds), chunk):
+            for v in t[i:i+chunk][column].to_pylist(): b = _encoded(v); h.update(len(b).to_bytes(8, 'little')); h.update(b)
+    else:
+        for im in ds[column]: h.update(f'{im.mode}{im.size};'.encode()); h.update(im.tobytes())
+    return h.hexdigest()
+
 def feature_key(tower:ImageTower, data_key:str) -> str:
-    "Cache key of a dataset's features under an image tower: hash of towers name, data identity and preprocessing."
-    return hashlib.sha1('\n'.join([tower.name, data_key, preprocess_key(tower)]).encode()).hexdigest()[:16]
+    "Cache key of a data set's features under an image tower: its name, weights and preprocessing, and the data."
+    return hashlib.sha1('\n'.join([tower.name, module_digest(tower), data_key, preprocess_key(tower)]).encode()).hexdigest()[:16]
+
+def _read_feature_cache(path:Path, key:str, n:int) -> tuple: # (features or None, why not)
+    "Features from a cache file, if it is whole, was written for `key`, has `n` finite rows and its checksum."
+    try:
+        with safe_open(str(path), 'pt') as f:
+            meta = f.metadata() or {}
+            if 'features' not in f.keys(): return None, 'no features tensor in it'
+            feats = f.get_tensor('features')
+    except Exception as e: return None, f'unreadable: truncated or corrupt ({type(e).__name__}: {e})'
+    if meta.get('key') != key: return None, f"written for cache key {meta.get('key')!r}, not {key!r} (stale or copied)"
+    if feats.dtype != torch.float32 or feats.ndim != 2 or len(feats) != n:
+        return None, f'{feats.dtype} {tuple(feats.shape)}, expected float32 ({n}, features)'
+    if not torch.isfinite(feats).all(): return None, f'non-finite values in rows {_bad_rows(feats)}'
+    if meta.get('checksum') != tensor_digest(feats): return None, 'its values do not match their checksum'
+    return feats, None
+
+def _bad_rows(feats:Tensor) -> list[int]: return (~torch.isfinite(feats).reshape(len(feats), -1).all(1)).nonzero()[:, 0].tolist()[:10]
 
 @torch.no_grad()
 def cached_features(tower:ImageTower,     # the (frozen) image tower
                     ds,                   # a `datasets.Dataset` with an 'image' column (PIL images)
                     cache_dir:str|Path|None='.cache/ecor', # where to keep features; None: no cache
-                    data_key:str|None=None, # identity of the data; default: the dataset's fingerprint
+                    data_key:str|None=None, # a label of the data (part of the key; the photos' digest always is)
                     batch_size:int=64,
                     progress:bool=True,
                    ) -> Tensor:           # backbone features [N, F]
-    "Backbone features of every image of `ds`, read from the disk cache or computed and written there."
-    data_key = data_key or ds._fingerprint
-    path = None if cache_dir is None else Path(cache_dir)/f'{feature_key(tower, data_key)}.safetensors'
-    if path is not None and path.exists():
-        feats = load_file(path)['features']
-        if len(feats) == len(ds): return feats
+    "Backbone features of every image of `ds`, from the disk cache if a verified entry exists, else computed and cached."
+    path = None
+    if cache_dir is not None:
+        key = feature_key(tower, f'{data_key or ""}\n{images_digest(ds)}')
+        path = Path(cache_dir)/f'{key}.safetensors'
+        if path.exists():
+            feats, why = _read_feature_cache(path, key, len(ds))
+            if feats is not None: return feats
+            warnings.warn(f'{path}: {why}; recomputing the features')
     tower.eval()
     out = []
     for i in tqdm(range(0, len(ds), batch_size), desc=f'image features ({tower.name})', disable=not progress, leave=False):
         out.append(tower.features(tower.preprocess(ds[i:i+batch_size]['image'])).float().cpu())
-    feats = torch.cat(out)
+    feats = torch.cat(out).contiguous()
+    if not torch.isfinite(feats).all():
+        raise ValueError(f'image tower {tower.name!r} gave non-finite features for rows {_bad_rows(feats)} of the data')
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({'features': feats.contiguous()}, path, metadata=dict(towers=tower.name, data=data_key))
+        meta = dict(towers=tower.name, data=data_key or '', key=key, checksum=tensor_digest(feats))
+        atomic_write(path, safetensors_bytes({'features': feats}, metadata=meta))
     return feats
 
 # %% ../nbs/09_train.ipynb #d672d49e
@@ -80,13 +136,20 @@ class TrainConfig:
     batch_size: int = 64            # images per step
     lr: float = 2e-3                # AdamW learning rate
     weight_decay: float = 0.0       # AdamW weight decay
-    max_rationales: int = 16        # shared rationale pool per batch (ecor.loss); the text work of a step grows with it
-    max_categories: int|None = None # categories per batch, None: all
+    anchors: int|None = LossConfig.anchors               # batch categories that get the pair terms per step (ecor.loss), None: all
+    neg_categories: int|None = LossConfig.neg_categories # sampled categories per softmax over categories, None: all (exact)
+    neg_rationales: int|None = LossConfig.neg_rationales # sampled rationales per softmax over rationales, None: all (exact)
+    neg_pairs: int|None = LossConfig.neg_pairs           # DROR: sampled pairs per softmax over the gallery, None: all (exact)
+    max_categories: int|None = LossConfig.max_categories # P(c|I): batch categories + sampled others up to this, None: all
+    dror_positives: str = LossConfig.dror_positives      # DROR: 'all' rationales of the category are right, or 'one'
     seed: int = 0                   # seeds shuffling, rationale draws and init
     output_dir: str = 'runs/ecor'   # checkpoints and log go here
     progress: bool = True           # tqdm bars
 
-    def loss_config(self): return LossConfig(self.method, self.max_rationales, self.max_categories)
+    def loss_config(self) -> LossConfig:
+        "The loss settings of this run."
+        return LossConfig(self.method, self.anchors, self.neg_categories, self.neg_rationales, self.neg_pairs,
+                          self.max_categories, self.dror_positives)
 
 # %% ../nbs/09_train.ipynb #c430a4cc
 def _opt_state(opt) -> dict:
@@ -105,20 +168,239 @@ def _load_opt_state(opt, flat:dict):
     sd['state'] = state
     opt.load_state_dict(sd)
 
-def save_checkpoint(model:ECOR, opt, epoch:int, cfg:TrainConfig, path:str|Path, history:list) -> Path:
-    "Write prompts, optimiser tensors and progress of a run after `epoch` (all safetensors + JSON)."
-    path = save_ecor(model, path)
-    save_file(_opt_state(opt), Path(path)/'optimizer.safetensors')
-    (Path(path)/'trainer_state.json').write_text(json.dumps(dict(epoch=epoch, config=asdict(cfg), history=history), indent=1))
-    return Path(path)
+CHECKPOINT_FILES = ('ecor.safetensors', 'ecor_config.json', 'optimizer.safetensors') # checksummed in trainer_state.json
+_CHECKPOINT = re.compile(r'checkpoint-epoch(\d+)')
+
+def file_digest(path:str|Path) -> str: # hex digest of the file's bytes
+    "A checksum of a file."
+    h = _blake()
+    with open(path, 'rb') as f:
+        while b := f.read(1 << 20): h.update(b)
+    return h.hexdigest()
+
+def _replace_dir(src:Path, dst:Path):
+    "Rename folder `src` to `dst`; an existing `dst` is moved aside first and deleted after."
+    old = None
+    if dst.exists():
+        old = dst.with_name(f'.{dst.name}.{os.getpid()}.old'); shutil.rmtree(old, ignore_errors=True); os.replace(dst, old)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+    if old is not None: shutil.rmtree(old, ignore_errors=True)
+
+def save_checkpoint(model:ECOR, opt, epoch:int, cfg:TrainConfig, path:str|Path, history:list,
+                    data:str|None=None, # digest of the training data (`data_digest`), checked on resume
+                   ) -> Path:
+    "Write prompts, optimiser tensors and progress after `epoch` into a hidden folder, then rename it to `path`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_ecor(model, tmp)                                             # refuses non-finite prompts
+    opt_state = _opt_state(opt)
+    if bad := nonfinite(opt_state): raise ValueError(f'{path}: not saved: non-finite optimiser state in {bad}')
+    atomic_write(tmp/'optimizer.safetensors', safetensors_bytes(opt_state))
+    sums = {f: file_digest(tmp/f) for f in CHECKPOINT_FILES}
+    atomic_write(tmp/'trainer_state.json', json.dumps(dict(epoch=epoch, config=asdict(cfg), data=data, checksums=sums,
+                                                           history=history), indent=1))
+    _replace_dir(tmp, path)
+    return path
+
+def checkpoint_problem(ck:str|Path) -> str|None: # None if every file loads completely, else what is wrong
+    "Why a checkpoint folder cannot be used: missing or unparsable files, checksum mismatches, non-finite tensors."
+    ck = Path(ck)
+    try: st = json.loads((ck/'trainer_state.json').read_text(encoding='utf-8'))
+    except FileNotFoundError: return 'no trainer_state.json'
+    except (ValueError, UnicodeDecodeError) as e: return f'trainer_state.json is not valid JSON ({e})'
+    if not (isinstance(st, dict) and isinstance(st.get('epoch'), int)): return "trainer_state.json has no integer 'epoch'"
+    sums = st.get('checksums') or {}
+    for f in dict.fromkeys(['ecor.safetensors', 'ecor_config.json', *sums]):
+        if not (ck/f).is_file(): return f'{f} is missing'
+    for f, want in sums.items():
+        if file_digest(ck/f) != want: return f'{f} does not match its checksum in trainer_state.json (truncated or changed)'
+    for f in sorted(p.name for p in ck.glob('*.safetensors')):
+        try: t = load_file(ck/f)
+        except Exception as e: return f'{f} is not a complete safetensors file ({type(e).__name__}: {e})'
+        if bad := nonfinite(t): return f'{f} holds non-finite values in {bad[:5]}'
+    try: json.loads((ck/'ecor_config.json').read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: return f'ecor_config.json is not valid JSON ({e})'
+    return None
 
 def latest_checkpoint(output_dir:str|Path) -> Path|None:
-    "The checkpoint of the last finished epoch in `output_dir`, if any."
-    cks = sorted(Path(output_dir).glob('checkpoint-epoch*'), key=lambda p: int(p.name.removeprefix('checkpoint-epoch')))
-    cks = [c for c in cks if (c/'trainer_state.json').exists()]
-    return cks[-1] if cks else None
+    "The newest checkpoint in `output_dir` that loads completely; each newer one skipped is named, with why, in a warning."
+    found = sorted(((int(m[1]), p) for p in Path(output_dir).glob('checkpoint-epoch*')
+                    if (m := _CHECKPOINT.fullmatch(p.name)) and p.is_dir()), reverse=True)
+    for _, ck in found:
+        if (why := checkpoint_problem(ck)) is None: return ck
+        warnings.warn(f'{ck}: skipped, {why}')
+    return None
+
+# %% ../nbs/09_train.ipynb #237b0870
+class RunLockedError(RuntimeError):
+    "Another live run holds the output folder."
+
+try: import fcntl
+except ImportError: fcntl = None   # Windows: msvcrt below
+
+def _try_lock(fd:int) -> bool: # True if this process now holds the lock
+    if fcntl is not None:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); return True
+        except BlockingIOError: return False
+    import msvcrt
+    try: msvcrt.locking(fd, msvcrt.LK_NBLCK, 1); return True
+    except OSError: return False
+
+def _owner(fd:int) -> str: # 'pid 123 on host, since ...', or '' for an empty file
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 4096)
+    try: o = json.loads(raw)
+    except ValueError: return raw.decode(errors='replace').strip()
+    return f"pid {o.get('pid')} on {o.get('host')}, since {o.get('started')}"
+
+class RunLock:
+    "An exclusive lock on a run's output folder: a lock file naming the owner (pid, host), held while the run lives."
+    name = '.ecor-run.lock'
+    def __init__(self, folder:str|Path): self.folder, self.fd = Path(folder), None
+    @property
+    def path(self) -> Path: return self.folder/self.name
+
+    def acquire(self) -> 'RunLock':
+        "Take the lock or raise `RunLockedError` naming the owner; a lock left by a run that died is taken over."
+        self.folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _try_lock(fd):
+                owner = _owner(fd); os.close(fd)
+                raise RunLockedError(f'{self.folder} is in use by another run ({owner}; lock file {self.path}); wait for '
+                                     'it to finish or use another output_dir')
+            try: same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError: same = False
+            if same: break
+            os.close(fd)   # the owner released (and removed) the file between our open and our lock: start over
+        if stale := _owner(fd):
+            warnings.warn(f'{self.path}: a stale lock of a run that is gone ({stale}); taking it over')
+        os.ftruncate(fd, 0); os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S'))).encode())
+        os.fsync(fd)
+        self.fd = fd
+        return self
+
+    def release(self):
+        "Remove the lock file and let go of the lock."
+        if self.fd is None: return
+        try: self.path.unlink(missing_ok=True)
+        finally: os.close(self.fd); self.fd = None
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+# %% ../nbs/09_train.ipynb #e8f9021e
+class ResumeMismatchError(ValueError):
+    "The checkpoint to resume was written by a run with other settings or other data."
+
+RESUME_FREE = ('epochs', 'output_dir', 'progress') # TrainConfig fields a resumed run may change
+MAX_LR = 1.0 # AdamW moves each weight by up to ~lr per step: anything larger only destroys the prompts
+
+def data_digest(feats:Tensor, labels:Tensor, true_rationales:Tensor|None, rset:RationaleSet) -> str:
+    "A digest of what a run trains on: features, labels, true rationales and the rationale set."
+    h = _blake()
+    for t in (feats, labels, true_rationales if true_rationales is not None else torch.zeros(0)): h.update(tensor_digest(t).encode())
+    h.update(json.dumps([rset.categories, rset.unique_rationales, rset.membership.nonzero().tolist()]).encode())
+    return h.hexdigest()
+
+def check_resume(ck:Path,         # the checkpoint folder
+                 state:dict,      # its trainer_state.json
+                 cfg:TrainConfig, # this run's settings
+                 data:str,        # this run's `data_digest`
+                 force:bool=False, # resume anyway (with a warning)
+                ):
+    "Refuse to resume a checkpoint written with other settings (all but `RESUME_FREE`) or other data, naming each."
+    old, new, none = state.get('config') or {}, json.loads(json.dumps(asdict(cfg))), '<absent>'
+    diff = [f'{k}={old.get(k, none)!r} there, {new.get(k, none)!r} now' for k in sorted(set(old) | set(new))
+            if k not in RESUME_FREE and old.get(k, none) != new.get(k, none)]
+    if state.get('data') != data:
+        diff.append('other training data (features, labels or rationale set)' if state.get('data')
+                    else 'no digest of its training data (written by an older ecor)')
+    if not diff: return
+    msg = f'{ck} was written by a different run: {"; ".join(diff)}'
+    if force: warnings.warn(f'{msg}; resuming anyway (force_resume)'); return
+    raise ResumeMismatchError(f'{msg}. Resume with the same settings, use another output_dir, or pass force_resume=True '
+                              '(ecor-train --force_resume)')
+
+def resume_from(ck:Path, model:ECOR, opt, cfg:TrainConfig, data:str, force:bool=False) -> tuple[int, list]:
+    "Load model and optimiser from checkpoint `ck` after `check_resume`; returns (first epoch to run, history so far)."
+    st = json.loads((ck/'trainer_state.json').read_text(encoding='utf-8'))
+    check_resume(ck, st, cfg, data, force)
+    model.load_state_dict(read_ecor_state(ck/'ecor.safetensors', model), strict=False)
+    if not (ck/'optimizer.safetensors').is_file(): raise FileNotFoundError(f'{ck/"optimizer.safetensors"}: not found, cannot resume the optimiser')
+    _load_opt_state(opt, load_file(ck/'optimizer.safetensors'))
+    return st['epoch'] + 1, st.get('history', [])
+
+def set_aside_previous_run(out_dir:str|Path) -> Path|None: # where they went, or None if there were none
+    "Before a fresh run: move an earlier run's checkpoints and log to `out_dir/previous/<time>/`, with a warning."
+    out_dir = Path(out_dir)
+    old = [p for p in out_dir.glob('checkpoint-epoch*') if _CHECKPOINT.fullmatch(p.name)]
+    if not old and not (out_dir/'log.jsonl').exists(): return None
+    dest, i = out_dir/'previous'/time.strftime('%Y%m%d-%H%M%S'), 1
+    while dest.exists(): dest, i = dest.with_name(f'{dest.name.split("+")[0]}+{i}'), i + 1
+    dest.mkdir(parents=True)
+    for p in old + [out_dir/'log.jsonl']:
+        if p.exists(): os.replace(p, dest/p.name)
+    warnings.warn(f'{out_dir}: this run starts afresh, so the earlier run\'s {len(old)} checkpoint(s) and log there were moved '
+                  f'to {dest} (pass resume=True to continue a run instead)')
+    return dest
+
+# %% ../nbs/09_train.ipynb #01a38e41
+class NonFiniteError(RuntimeError):
+    "Training met a NaN or infinite loss or gradient."
+
+def check_train_config(cfg:TrainConfig):
+    "Refuse settings that cannot train, naming the field: counts must be positive integers, lr finite in (0, MAX_LR]."
+    for f in fields(cfg):   # every integer field but the seed counts something: > 0 (None: "all", where allowed)
+        v = getattr(cfg, f.name)
+        if f.name != 'seed' and isinstance(v, int) and not isinstance(v, bool) and v <= 0:
+            raise ValueError(f'TrainConfig.{f.name}={v!r}: expected an integer > 0')
+    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and 0 < cfg.lr <= MAX_LR):
+        raise ValueError(f'TrainConfig.lr={cfg.lr!r}: expected a finite learning rate in (0, {MAX_LR}]')
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ValueError(f'TrainConfig.weight_decay={cfg.weight_decay!r}: expected a finite value >= 0')
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ValueError(f'TrainConfig.seed={cfg.seed!r}: expected an integer >= 0')
+    if cfg.method not in LOSS_METHODS: raise ValueError(f'TrainConfig.method={cfg.method!r}: expected one of {LOSS_METHODS}')
+
+def check_features(feats:Tensor, what:str='features'):
+    "Refuse non-finite input features, naming the rows."
+    if not torch.isfinite(feats).all():
+        bad = _bad_rows(feats)
+        raise ValueError(f'{what}: non-finite values in rows {bad}{"..." if len(bad) == 10 else ""} of {len(feats)}')
+
+def check_step(loss:Tensor, params:list, epoch:int, step:int, out_dir:str|Path):
+    "Stop training at the first non-finite loss or gradient, before the optimiser step, naming the step."
+    what = None
+    if not torch.isfinite(loss.detach()).all(): what = f'the loss is {loss.detach().float().mean().item()}'
+    elif bad := [i for i, p in enumerate(params) if p.grad is not None and not torch.isfinite(p.grad).all()]:
+        what = f'the gradients of {len(bad)} of {len(params)} parameter tensors are not finite'
+    if what is None: return
+    last = latest_checkpoint(out_dir)
+    raise NonFiniteError(f'training stopped at epoch {epoch}, step {step}: {what}; the weights were not updated and '
+                         f'nothing of this epoch was saved; the last good checkpoint is {last or "none (no epoch finished)"}. '
+                         'Lower the learning rate, or look for NaN in the inputs')
+
+def guarded_run(train_fn):
+    "Wrap `train`: check the config and features, hold the output folder's `RunLock`, clear debris of killed runs."
+    sig = inspect.signature(train_fn)
+    @functools.wraps(train_fn)
+    def run(*args, **kwargs):
+        b = sig.bind(*args, **kwargs); b.apply_defaults()
+        cfg = b.arguments['cfg'] = b.arguments['cfg'] or TrainConfig()
+        check_train_config(cfg)
+        check_features(b.arguments['feats'])
+        if os.environ.get('RANK', '0') != '0': return train_fn(*b.args, **b.kwargs)  # one lock per run: rank 0's
+        with RunLock(cfg.output_dir):
+            for p in Path(cfg.output_dir).glob('.checkpoint-epoch*'): shutil.rmtree(p, ignore_errors=True)  # killed writes
+            return train_fn(*b.args, **b.kwargs)
+    return run
 
 # %% ../nbs/09_train.ipynb #6f0680f5
+@guarded_run
 def train(model:ECOR,                  # the model whose prompts (and image head, if learnable) are trained
           feats:Tensor,                # cached image features [N, F]
           labels:Tensor,               # [N] category indices into rset.categories
@@ -127,6 +409,7 @@ def train(model:ECOR,                  # the model whose prompts (and image head
           true_rationales:Tensor|None=None, # [N] per-image rationale index into rset.unique_rationales, -1 unknown
           resume:bool=False,           # continue from the last checkpoint in cfg.output_dir
           accelerator:Accelerator|None=None,
+          force_resume:bool=False,     # resume even if the checkpoint's settings or data differ (warns)
          ) -> list[dict]:              # per-epoch mean loss terms
     "Prompt-tune `model` with the loss of `cfg.method`; checkpoint after every epoch."
     cfg = cfg or TrainConfig()
@@ -139,12 +422,11 @@ def train(model:ECOR,                  # the model whose prompts (and image head
     if not params: raise ValueError('nothing to train: every parameter is frozen (ECORConfig.learn_context=False?)')
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
+    digest = data_digest(feats, labels, true_rationales, rset)
     if resume and (ck := latest_checkpoint(out_dir)) is not None:
-        st = json.loads((ck/'trainer_state.json').read_text())
-        model.load_state_dict(load_file(ck/'ecor.safetensors'), strict=False)
-        _load_opt_state(opt, load_file(ck/'optimizer.safetensors'))
-        start, history = st['epoch'] + 1, st['history']
-        acc.print(f'resumed from {ck} (epoch {st["epoch"]})')
+        start, history = resume_from(ck, model, opt, cfg, digest, force_resume)
+        acc.print(f'resumed from {ck} (epoch {start - 1})')
+    elif acc.is_main_process: set_aside_previous_run(out_dir)
     true_r = torch.full_like(labels, -1) if true_rationales is None else true_rationales
     lm = LossModule(model, rset, cfg.loss_config())
     lm, opt = acc.prepare(lm, opt)
@@ -152,14 +434,14 @@ def train(model:ECOR,                  # the model whose prompts (and image head
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         dl = acc.prepare(DataLoader(TensorDataset(feats, labels, true_r), batch_size=cfg.batch_size, shuffle=True, generator=g))
         lm.train(); sums, n = {}, 0
-        for f, y, t in tqdm(dl, desc=f'{cfg.method} epoch {epoch+1}/{cfg.epochs}', disable=not (cfg.progress and acc.is_main_process), leave=False):
+        for step, (f, y, t) in enumerate(tqdm(dl, desc=f'{cfg.method} epoch {epoch+1}/{cfg.epochs}', disable=not (cfg.progress and acc.is_main_process), leave=False)):
             terms = lm(f, y, t, generator=g)
-            opt.zero_grad(); acc.backward(terms['loss']); opt.step()
+            opt.zero_grad(); acc.backward(terms['loss']); check_step(terms['loss'], params, epoch, step, out_dir); opt.step()
             for k, v in terms.items(): sums[k] = sums.get(k, 0.) + v.item() * len(y)
             n += len(y)
         history.append({k: v / n for k, v in sums.items()} | dict(epoch=epoch))
         if acc.is_main_process:
-            save_checkpoint(acc.unwrap_model(lm).model, opt, epoch, cfg, out_dir/f'checkpoint-epoch{epoch}', history)
+            save_checkpoint(acc.unwrap_model(lm).model, opt, epoch, cfg, out_dir/f'checkpoint-epoch{epoch}', history, digest)
             with open(out_dir/'log.jsonl', 'a') as fh: fh.write(json.dumps(history[-1]) + '\n')
         acc.wait_for_everyone()
     return history

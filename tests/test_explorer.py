@@ -20,7 +20,7 @@ def env(tmp_path_factory):
     "A tiny CLIP, two 'trained' checkpoints of perturbed prompts under runs/train, the CIFAR-10 test split."
     tmp = tmp_path_factory.mktemp('explorer')
     clip = str(make_tiny_clip(tmp/'tiny_clip'))
-    hub = X.ModelHub()
+    hub = X.ModelHub(cache_dir=tmp)
     towers = hub.towers(clip)
     runs = tmp/'runs'
     for epoch in (1, 2):
@@ -135,7 +135,7 @@ def test_displayed_values_follow_index_and_toggle(env):
 
 def test_towers_run_only_when_needed(env, tmp_path):
     "Toggling runs neither tower; a new photo runs the image tower once, for both panels; a photo seen before, nothing."
-    hub = X.ModelHub()                            # fresh models and towers: nothing cached yet
+    hub = X.ModelHub(cache_dir=tmp_path)          # fresh models, towers and text cache: nothing cached yet
     calls, remove = hook_counts(hub.towers(env.clip))
     try:
         ex = X.RationaleExplorer(env.clip, index=3, runs_dir=env.runs, hub=hub)

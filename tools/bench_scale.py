@@ -1,0 +1,212 @@
+"""ECOR at scale: training-step cost against CoOp, and explanation cost against the image tower, measured side by side.
+
+    python tools/bench_scale.py                      # everything (about an hour on 2 CPU cores)
+    python tools/bench_scale.py --parts train        # training steps only
+    python tools/bench_scale.py --models default     # the embedded default model only
+
+Every configuration runs in a fresh subprocess, so its peak RSS is its own and a "second process" really is one.
+Times are medians of repeated runs in the same process; only ratios measured in one process are compared.
+Results are printed as markdown and written to --out (CSV).
+"""
+from __future__ import annotations
+import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GALLERIES = {10: 'cifar10', 100: 'cifar100', 997: 'imagenet'}
+
+
+def rss_mb() -> float:
+    "Peak resident set size of this process so far, MiB."
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_clip_b32(path: Path) -> Path:
+    "A random CLIP with ViT-B/32's configuration (so its FLOPs are the real checkpoint's) and its logit scale 100."
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
+    from ecor.towers import _image_processor_class
+    from ecor.default import minilm_path
+    if (path/'config.json').exists(): return path
+    # no CLIP vocabulary is reachable offline: BERT's WordPiece (MiniLM's, 30,522 entries) gives prompts of about the
+    # same token length as CLIP's BPE, with [CLS]/[SEP] as start/end of text
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    tok.bos_token, tok.eos_token = '[CLS]', '[SEP]'
+    cfg = CLIPConfig(text_config=dict(vocab_size=len(tok), bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                                      pad_token_id=tok.pad_token_id),
+                     vision_config=dict(), projection_dim=512, logit_scale_init_value=4.6052)
+    import torch
+    torch.manual_seed(0)
+    CLIPModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    _image_processor_class()(size={'shortest_edge': 224}, crop_size={'height': 224, 'width': 224}).save_pretrained(path)
+    return path
+
+
+def towers_for(model: str, work: Path):
+    from ecor.towers import clip_towers
+    from ecor.default import default_towers
+    if model == 'default': return default_towers()
+    return clip_towers(make_clip_b32(work/'clip-b32'), name='random-clip-vit-b-32')
+
+
+def photos(n: int, dataset: str = 'caltech101'):
+    from ecor.data import load_image_dataset, subsample
+    ds = load_image_dataset(dataset, 'train' if dataset == 'caltech101' else 'test')
+    return subsample(ds, n, seed=3)['image']
+
+
+# --------------------------------------------------------------------------------------------------------------------
+def train_step(model_name: str, C: int, work: Path, steps: int) -> dict:
+    "ECOR (sampled defaults) and CoOp (full softmax) steps on a batch of 32 cached features, one process."
+    import torch
+    from ecor.rationales import load_dror, dror_file
+    from ecor.model import ECOR
+    from ecor.loss import LossConfig, method_loss
+    torch.manual_seed(0)
+    towers = towers_for(model_name, work)
+    rset = load_dror(dror_file(GALLERIES[C]))
+    with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
+    labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
+    cats, rats, mem = rset.categories, rset.unique_rationales, rset.membership
+    base = rss_mb()
+    out = dict(model=model_name, C=C, R=len(rats))
+    for name, cfg in [('coop', LossConfig('coop')), ('ecor', LossConfig('ecor'))]:
+        m = ECOR(towers)
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+        g = torch.Generator().manual_seed(1)
+        times, prompts = [], []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            terms = method_loss(m, m.image_embeds(features=feats), labels, cats, rats, mem, cfg, generator=g)
+            opt.zero_grad(); terms['loss'].backward(); opt.step()
+            if i: times.append(time.perf_counter() - t0)   # the first step warms up
+            prompts.append(int(terms['prompts']))
+        out[f'{name}_s'] = statistics.median(times)
+        out[f'{name}_prompts'] = statistics.mean(prompts)
+        out[f'{name}_peak_mb'] = rss_mb() - base
+    out['ratio'] = out['ecor_s'] / out['coop_s']
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, phase: str, checkpoint: str) -> dict:
+    "One process: the image tower alone, then explain (search) against the gallery with the cache as it is."
+    import torch
+    from ecor.rationales import load_dror, dror_file
+    from ecor.model import ECOR, ECORConfig, load_ecor
+    torch.manual_seed(0)
+    towers = towers_for(model_name, work)
+    rset = load_dror(dror_file(gallery))
+    cats, rats = rset.categories, rset.unique_rationales
+    m = load_ecor(checkpoint, towers) if checkpoint else ECOR(towers, ECORConfig(learn_context=False))
+    m.eval().use_gallery_cache(cache)
+    ims = photos(n)
+    with torch.no_grad():
+        m.image_embeds(pixel_values=towers.image.preprocess(ims[:2]))    # warm the image tower's kernels
+        tower = []
+        for _ in range(3):
+            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); tower.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
+        res = m.search(img, cats, rats, k=5, certify=False)
+        total = time.perf_counter() - t0
+    out = dict(model=model_name, gallery=gallery, phase=phase, prompts='trained' if checkpoint else 'hand-written', images=n,
+               C=len(cats), R=len(rats), tower_s=statistics.median(tower), explain_s=total,
+               visited_mean=res.visited_fraction.mean().item(), visited_max=res.visited_fraction.max().item(),
+               columns=int(res.visited.any(0).sum()), peak_rss_mb=rss_mb(), **{f'cache_{k}': v for k, v in m.gallery.stats.items()})
+    if phase == 'cold':  # the text work the search did, done again alone: the R rationale prompts + the visited columns
+        cols = res.visited.any(0).nonzero()[:, 0].tolist()
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            m._encode('r', [dict(rationale=r) for r in rats])
+            for a in cols: m._encode('pair', [dict(category=c, rationale=rats[a]) for c in cats])
+            out['encode_only_s'] = time.perf_counter() - t0
+    return out
+
+
+def train_checkpoint(model_name: str, dataset: str, work: Path) -> str:
+    "Prompts trained with the default settings (sampled softmaxes) on 1,000 photos, 4 epochs: sharper than hand-written."
+    import torch
+    from ecor.evaluate import load_split
+    from ecor.model import ECOR
+    from ecor.train import TrainConfig, train
+    out = work/f'ckpt-{model_name}-{dataset}'
+    if (out/'done').exists(): return str(out/'checkpoint-epoch3')
+    towers = towers_for(model_name, work)
+    tr = load_split(towers, dataset, 'train', 1000, cache_dir=work/'features', progress=False)
+    torch.manual_seed(0)
+    m = ECOR(towers)
+    train(m, tr.feats, tr.labels, tr.rset, TrainConfig(epochs=4, output_dir=str(out), progress=False))
+    (out/'done').write_text('')
+    return str(out/'checkpoint-epoch3')
+
+
+# --------------------------------------------------------------------------------------------------------------------
+def child(args) -> None:
+    work = Path(args.work)
+    if args.job == 'train': res = train_step(args.model, args.C, work, args.steps)
+    elif args.job == 'ckpt': res = dict(checkpoint=train_checkpoint(args.model, args.gallery, work))
+    else: res = explain_run(args.model, args.gallery, work, Path(args.cache), args.images, args.phase, args.checkpoint)
+    print('RESULT ' + json.dumps(res))
+
+
+def run(*a) -> dict:
+    "Run one configuration in a fresh process; return its RESULT."
+    cmd = [sys.executable, __file__, '--child', *map(str, a)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE='1', TOKENIZERS_PARALLELISM='false'))
+    lines = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+    if p.returncode or not lines: raise RuntimeError(f'{cmd} failed:\n{p.stderr[-3000:]}')
+    return json.loads(lines[-1][7:])
+
+
+def md(rows: list[dict], cols: list[str]) -> str:
+    f = lambda v: f'{v:.3g}' if isinstance(v, float) else str(v)
+    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(f(r.get(c, '')) for c in cols) + ' |' for r in rows])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    ap.add_argument('--job'); ap.add_argument('--model', default='default'); ap.add_argument('--C', type=int, default=10)
+    ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--phase', default='cold'); ap.add_argument('--cache')
+    ap.add_argument('--checkpoint', default=''); ap.add_argument('--images', type=int, default=32)
+    ap.add_argument('--steps', type=int, default=3, help='timed training steps per method (after one warm-up)')
+    ap.add_argument('--parts', default='train,explain'); ap.add_argument('--models', default='default,clip')
+    ap.add_argument('--galleries', default='cifar10,caltech101,cifar100,imagenet')
+    ap.add_argument('--work', default=str(ROOT/'runs'/'bench_scale'))
+    ap.add_argument('--out', default=str(ROOT/'runs'/'bench_scale'))
+    args = ap.parse_args()
+    if args.child: return child(args)
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True); out.mkdir(parents=True, exist_ok=True)
+    models = args.models.split(',')
+    if 'train' in args.parts:
+        rows = []
+        for model in models:
+            for C in (10, 100, 997):
+                rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps))
+                print(md(rows[-1:], list(rows[-1])), flush=True)
+        print('\n## Training step: ECOR (sampled softmaxes, defaults) / CoOp (full softmax), batch 32\n')
+        print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_s', 'ecor_s', 'ratio', 'ecor_peak_mb', 'coop_peak_mb']))
+        (out/'train_steps.json').write_text(json.dumps(rows, indent=1))
+    if 'explain' in args.parts:
+        rows = []
+        for model in models:
+            for gallery in args.galleries.split(','):
+                for prompts in ('hand-written', 'trained'):
+                    ck = run('--job', 'ckpt', '--model', model, '--gallery', 'cifar10', '--work', work)['checkpoint'] if prompts == 'trained' else ''
+                    cache = Path(tempfile.mkdtemp(dir=work))/'gallery'
+                    for phase in ('cold', 'warm'):
+                        r = run('--job', 'explain', '--model', model, '--gallery', gallery, '--phase', phase, '--cache', cache,
+                                '--checkpoint', ck, '--images', args.images, '--work', work)
+                        r['ratio_to_tower'] = r['explain_s'] / r['tower_s']
+                        if phase == 'cold': r['cold_over_encode'] = r['explain_s'] / r['encode_only_s']
+                        rows.append(r); print(md([r], list(r)), flush=True)
+        print('\n## Explaining a batch against a gallery (exact top-5 by the search)\n')
+        print(md(rows, ['model', 'gallery', 'prompts', 'phase', 'images', 'C', 'R', 'visited_mean', 'visited_max', 'columns',
+                        'tower_s', 'explain_s', 'ratio_to_tower', 'cold_over_encode', 'peak_rss_mb', 'cache_disk', 'cache_computed']))
+        (out/'explain.json').write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == '__main__':
+    main()
