@@ -9,7 +9,7 @@ photos or of noise; for the true category's top three rationales, a hit when the
 Baselines: the canvas centre and a random map. The embedded default model uses hand-written prompts; the tiny random
 CLIP (no CLIP weights exist offline) only shows that the CLIP path runs end to end, its maps mean nothing.
 Cost: seconds of `explain`, `ground` and `explain_grounded` on the same 16 photos (median and minimum of interleaved
-runs) and image-tower passes per call, for the default model, the tiny CLIP and a random CLIP with ViT-B/32's shapes
+runs, one torch thread by default) and image-tower passes per call, for the default model, the tiny CLIP and a random CLIP with ViT-B/32's shapes
 (realistic compute). Everything is seeded; the pointing numbers change only with the code (and BLAS rounding).
 On 2 CPU cores: about 20 minutes for `--n 300`, 6 for `--cost`.
 """
@@ -38,9 +38,8 @@ def models(tmp:Path) -> dict:
 def vit_b32_clip(path:Path) -> ECOR:
     "A random CLIP whose vision tower has ViT-B/32's shapes (224 px, 7 x 7 patches, 12 layers of 768): real costs, meaningless maps."
     from transformers import CLIPConfig, CLIPModel
-    from transformers import CLIPImageProcessor
     try: from transformers import CLIPImageProcessorPil as Processor
-    except ImportError: Processor = CLIPImageProcessor
+    except ImportError: from transformers import CLIPImageProcessor as Processor
     make_tiny_clip(path)   # its tokenizer; the model and the processor are replaced
     vocab = CLIPConfig.from_pretrained(path).text_config.vocab_size
     cfg = CLIPConfig(text_config=dict(vocab_size=vocab, hidden_size=512, intermediate_size=2048, num_hidden_layers=2, num_attention_heads=8,
@@ -152,6 +151,7 @@ def main(argv=None):
     p.add_argument('--images', type=int, default=16, help='photos per timed call')
     p.add_argument('--k', type=int, default=5, help='explanations per photo')
     p.add_argument('--reps', type=int, default=7, help='timed repetitions (median and minimum reported)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads for --cost (1: stable timings on a shared machine)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='', help='folder for CSV / Markdown tables and overlay PNGs')
     a = p.parse_args(argv)
@@ -167,6 +167,7 @@ def main(argv=None):
                 tab.to_csv(out/'pointing.csv', index=False); why.to_csv(out/'pointing_analysis.csv', index=False)
                 (out/'pointing.md').write_text(markdown(tab) + '\n\n' + markdown(why) + '\n')
         if a.cost:
+            torch.set_num_threads(a.threads)   # under load, two threads make tiny operations 50x slower (OpenMP barriers)
             tab = cost(ms | {'random CLIP, ViT-B/32 shapes': vit_b32_clip(Path(td)/'vit_b32')}, a.images, a.k, a.reps)
             print('\n' + markdown(tab))
             if out is not None: tab.to_csv(out/'cost.csv', index=False); (out/'cost.md').write_text(markdown(tab) + '\n')
