@@ -238,7 +238,7 @@ def sentences_html(sentences:list[str], # 'cat because there is fur: 0.31', best
             f'<b>Top explanations</b> — P(c,R|I) = {FACTORISATIONS[factorisation]}<ol style="margin:2px 0">{items}</ol></div>')
 
 # %% ../nbs/13_explorer.ipynb #21c67539
-from .grounding import GroundConfig, METHODS, encode_locations, heatmaps, overlay, peak
+from .grounding import GroundConfig, GROUND_METHODS, encode_locations, heatmaps, overlay, peak
 
 # %% ../nbs/13_explorer.ipynb #7cf16f0a
 class GroundingView:
@@ -286,7 +286,7 @@ class GroundingView:
             hm = heatmaps(sc.model, self.grid(sc.model, self._photo), [e], sc.categories, sc.rationales, self.config.method)[0]
             buf = io.BytesIO(); overlay(self._photo, hm).save(buf, format='PNG')
             self.image.value, self.state = buf.getvalue(), dict(explanation=e, heatmap=hm, peak=peak(hm), error=None)
-            self.caption.value = (f'<div class="ecor-grounding-caption" style="font-size:11px;color:#555">{METHODS[self.config.method]} '
+            self.caption.value = (f'<div class="ecor-grounding-caption" style="font-size:11px;color:#555">{GROUND_METHODS[self.config.method]} '
                                   f'of “{html.escape(str(e))}”; ring: its peak; grey: outside the model\'s crop</div>')
             self.box.children = (self.title, self.pick, self.caption, self.image)
         except Exception as err:

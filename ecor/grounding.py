@@ -22,14 +22,14 @@ from .default import ImageNetBridgeTower
 from .data import load_image
 
 # %% auto #0
-__all__ = ['METHODS', 'GroundConfig', 'DenseFeatures', 'dense_features', 'per_location', 'embed_locations', 'Geometry',
+__all__ = ['GROUND_METHODS', 'GroundConfig', 'DenseFeatures', 'dense_features', 'per_location', 'embed_locations', 'Geometry',
            'preprocess_geometry', 'to_image', 'PhotoGrid', 'encode_locations', 'location_scores', 'heatmaps', 'ground',
            'GroundedExplanation', 'explain_grounded', 'peak', 'overlay', 'write_overlays', 'ground_files',
            'noise_image', 'composite', 'cell_of', 'make_composites', 'PointingConfig', 'pointing_game',
            'pointing_accuracy']
 
 # %% ../nbs/08a_grounding.ipynb #4e739d24
-METHODS = {'r': 'log P(R | I, x)', 'pair': 'log P(c | R, I, x)', 'joint': 'log P(c, R | I, x)'} # map name -> what each location holds
+GROUND_METHODS = {'r': 'log P(R | I, x)', 'pair': 'log P(c | R, I, x)', 'joint': 'log P(c, R | I, x)'} # map name -> what each location holds
 
 @dataclass
 class GroundConfig:
@@ -38,7 +38,7 @@ class GroundConfig:
     temperature: float = 8.0    # bridge temperature per location (embedded default model only; its pooled head keeps DefaultConfig.temperature)
 
     def __post_init__(self):
-        if self.method not in METHODS: raise ValueError(f'GroundConfig.method={self.method!r}: use one of {list(METHODS)}')
+        if self.method not in GROUND_METHODS: raise ValueError(f'GroundConfig.method={self.method!r}: use one of {list(GROUND_METHODS)}')
         if not self.temperature > 0: raise ValueError(f'GroundConfig.temperature must be > 0, got {self.temperature}')
 
 # %% ../nbs/08a_grounding.ipynb #640f0d54
@@ -224,10 +224,10 @@ def location_scores(model:ECOR,              # the model: its prompts, text cach
                     pairs:list[tuple[int, int]], # (category index, rationale index) of each explanation
                     categories:list[str],    # the gallery's categories (C)
                     rationales:list[str],    # the gallery's rationales (R)
-                    method:str='pair',       # 'r', 'pair' or 'joint' (see `METHODS`)
+                    method:str='pair',       # 'r', 'pair' or 'joint' (see `GROUND_METHODS`)
                    ) -> Tensor:              # [L, len(pairs)]
     "Each location's log-probability of each explanation under ECOR's own prompts, normalised over the gallery."
-    if method not in METHODS: raise ValueError(f'method={method!r}: use one of {list(METHODS)}')
+    if method not in GROUND_METHODS: raise ValueError(f'method={method!r}: use one of {list(GROUND_METHODS)}')
     c_idx, r_idx = [c for c, _ in pairs], [r for _, r in pairs]
     s, out = model.logit_scale, 0
     if method in ('r', 'joint'):     # log P(R | I, x): softmax over the gallery's rationale prompts at each location
@@ -450,7 +450,7 @@ class PointingConfig:
     grid: int = 3               # cells per side; the target is in one of grid*grid cells
     cell: int = 75              # cell side (3 x 75 = 225 px canvases: about the 224 px input of the default model)
     top: int = 3                # the true category's top rationales pointed with (by the model's P(c_true, R | I))
-    methods: tuple = ('r', 'pair', 'joint') # maps to test (see `METHODS`)
+    methods: tuple = ('r', 'pair', 'joint') # maps to test (see `GROUND_METHODS`)
     temperature: float = 8.0    # per-location bridge temperature (default model)
     batch_size: int = 16        # composites per image-tower pass
     seed: int = 0               # the random-map baseline
