@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install browser demo test slow docs readme
+.PHONY: install browser demo test slow docs readme results
 
 $(BIN)/.installed: setup.py settings.ini
 	python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ test: install browser
 	  git status --short; exit 1; fi; echo "nbdev_export, nbdev_clean and README: in sync"
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q tests
+
+results: install  # the benchmark of nbs/14_results, from scratch: 3 settings x 8 methods x 3 seeds (about 2 h on 2 cores)
+	$(BIN)/ecor-evaluate --seeds 0,1,2 --output_dir nbs/results --checkpoint_dir runs/results-checkpoints
 
 slow: install
 	$(BIN)/nbdev_test --n_workers 1 --flags slow

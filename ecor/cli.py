@@ -14,12 +14,12 @@ from .model import ECOR, ECORConfig, explain as explain_images, load_ecor
 from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample
 from .loss import LossConfig
 from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint
-from .evaluate import BenchConfig, run_benchmark, results_markdown, METHODS, TRAINED
+from .evaluate import BenchConfig, run_benchmark, METHODS, TRAINED
 
 # %% auto #0
 __all__ = ['POSITIVE', 'SETTINGS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError', 'check_numbers',
-           'check_choices', 'check_model', 'check_data', 'check_rationales', 'check_k', 'check_folder', 'run_command',
-           'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
+           'check_choices', 'check_seeds', 'check_model', 'check_data', 'check_rationales', 'check_k', 'check_folder',
+           'run_command', 'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
 
 # %% ../nbs/11_cli.ipynb #d48dc08e
 import inspect, math, re, traceback, warnings
@@ -56,7 +56,7 @@ def load_model(towers:Towers, checkpoint:str|None=None) -> ECOR:
 class UsageError(ValueError):
     "A command-line value that cannot work; the command exits with status 2."
 
-POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test') # integer flags that must be > 0
+POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test', 'sample_from') # integer flags that must be > 0
 SETTINGS = ('seen', 'cross-dataset', 'unseen')                # `ecor-evaluate --settings` (ecor.evaluate.setting_splits)
 _HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+')
 
@@ -81,6 +81,14 @@ def check_choices(name:str,         # the flag
     if bad := [v for v in vals if v not in choices]:
         raise UsageError(f'--{name} {value!r}: {bad[0]!r} is not one of {", ".join(choices)}')
     return tuple(vals)
+
+def check_seeds(value:str) -> tuple: # the seeds as ints
+    "`--seeds`: comma-separated non-negative integers, each once."
+    try: seeds = tuple(int(v) for v in value.split(','))
+    except ValueError: raise UsageError(f'--seeds {value!r}: expected comma-separated integers such as 0,1,2') from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) < len(seeds):
+        raise UsageError(f'--seeds {value!r}: expected distinct integers >= 0')
+    return seeds
 
 def _path_like(s:str) -> bool: return s.startswith(('.', '/', '~')) or '\\' in s
 
@@ -185,6 +193,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
           neg_pairs:int=LossConfig.neg_pairs, # DROR: sampled pairs per softmax over the gallery (0: all, exact)
           max_categories:int=0,      # P(c|I): batch categories + sampled others up to this (0: all, exact)
           dror_positives:str=LossConfig.dror_positives, # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
+          sample_from:int=TrainConfig.sample_from, # the budgets above apply from this many categories on (1: always)
           seed:int=0,                # seeds data subset, shuffling and rationale draws
           output_dir:str='runs/train', # checkpoints go here
           resume:bool=False,         # continue from the last checkpoint in output_dir
@@ -206,7 +215,8 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     m = ECOR(towers)
     cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, anchors=anchors or None,
                       neg_categories=neg_categories or None, neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
-                      max_categories=max_categories or None, dror_positives=dror_positives, seed=seed, output_dir=output_dir)
+                      max_categories=max_categories or None, dror_positives=dror_positives, sample_from=sample_from, seed=seed,
+                      output_dir=output_dir)
     hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
                          force_resume=force_resume)
     for h in hist: print(json.dumps(h))
@@ -222,8 +232,10 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
              batch_size:int=64,           # images per step
              lr:float=2e-3,               # AdamW learning rate
              max_categories:int=10,       # categories per training batch (0: all)
-             seed:int=0,                  # data subsets, class split, training
-             output_dir:str='runs/benchmark', # results.{csv,md,png} and checkpoints
+             seeds:str='0',               # comma-separated training seeds (every trained method is trained once per seed)
+             data_seed:int=0,             # the test photos and the class split (the same for every seed)
+             output_dir:str='runs/benchmark', # results.{csv,md,png}, summary, comparisons, per-photo outcomes
+             checkpoint_dir:str='',       # trained prompts go here (empty: output_dir/checkpoints)
              cache_dir:str='.cache/ecor', # image-feature cache
             ):
     "Train and evaluate methods x settings; write and print the results table (results.csv grows row by row)."
@@ -231,12 +243,14 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
     settings = ','.join(check_choices('settings', settings, SETTINGS, many=True))
     methods = ','.join(check_choices('methods', methods, METHODS, many=True))
     check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
-    tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_categories=max_categories or None, seed=seed, progress=False)
-    cfg = BenchConfig(tuple(settings.split(',')), tuple(methods.split(',')), n_train, n_test, tc, seed, output_dir, cache_dir,
-                      str(Path(cache_dir)/'gallery') if cache_dir else None)
+    seed_list = check_seeds(seeds)
+    tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_categories=max_categories or None, progress=False)
+    cfg = BenchConfig(settings=tuple(settings.split(',')), methods=tuple(methods.split(',')), n_train=n_train, n_test=n_test,
+                      train=tc, seeds=seed_list, data_seed=data_seed, output_dir=output_dir, checkpoint_dir=checkpoint_dir or None,
+                      cache_dir=cache_dir, gallery_dir=str(Path(cache_dir)/'gallery') if cache_dir else None)
     df = run_benchmark(load_towers(model), cfg)
-    print(results_markdown(df))
-    print(f'written: {Path(output_dir)}/results.csv, results.md, results.png')
+    print((Path(output_dir)/'results.md').read_text())
+    print(f'written: {Path(output_dir)}/results.csv, per_image.csv.gz, summary.csv, comparisons.csv, results.md, results.png')
 
 # %% ../nbs/11_cli.ipynb #0117a91d
 def explain_files(model:ECOR,           # the model
@@ -315,14 +329,14 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
     t0 = time.time()
     towers = load_towers(model)
     tc = TrainConfig(epochs=epochs, progress=False)
-    cfg = BenchConfig(('seen',), tuple(methods.split(',')), n_train, n_test, tc, 0, output_dir, cache_dir,
-                      str(Path(cache_dir)/'gallery') if cache_dir else None)
+    cfg = BenchConfig(settings=('seen',), methods=tuple(methods.split(',')), n_train=n_train, n_test=n_test, train=tc,
+                      output_dir=output_dir, cache_dir=cache_dir, gallery_dir=str(Path(cache_dir)/'gallery') if cache_dir else None)
     df = run_benchmark(towers, cfg)
-    print('\n' + results_markdown(df))
+    print('\n' + (Path(output_dir)/'results.md').read_text())
     rset = load_rationale_set('cifar10')
     test = load_image_dataset('cifar10', 'test')
     pick = subsample(test, n_explain, seed=1)
-    ck = Path(output_dir)/'checkpoints'/'seen-ecor'
+    ck = Path(output_dir)/'checkpoints'/'seen-ecor-seed0'
     m = (load_model(towers, str(ck)) if 'ecor' in cfg.methods else load_model(towers)).use_gallery_cache(cfg.gallery_dir)
     res = explain_images(m, pick['image'], rset.categories, rset.unique_rationales, k=3)
     print('Explanations of CIFAR-10 test photos (ECOR, trained prompts):')

@@ -10,8 +10,9 @@ from torch import Tensor
 from .search import SearchResult, gallery_topk
 
 # %% auto #0
-__all__ = ['RR', 'RW', 'WR', 'WW', 'OUTCOMES', 'dror_from_topk', 'dror_outcomes', 'outcome_fractions', 'dror_metrics',
-           'true_sets_from_membership', 'set_outcomes', 'set_metrics', 'search_metrics', 'per_class_accuracy']
+__all__ = ['RR', 'RW', 'WR', 'WW', 'OUTCOMES', 'DROR_TEMPLATE', 'dror_from_topk', 'dror_outcomes', 'outcome_fractions',
+           'dror_metrics', 'dror_substring_from_topk', 'true_sets_from_membership', 'set_outcomes', 'set_metrics',
+           'search_metrics', 'per_class_accuracy']
 
 # %% ../nbs/06_metrics.ipynb #6d835235
 RR, RW, WR, WW = 0, 1, 2, 3           # outcome codes, the same order everywhere
@@ -46,9 +47,10 @@ def _outcome(right_cat:Tensor, right_rat:Tensor) -> Tensor:
     "Outcome code from two bool tensors: RR, RW, WR or WW."
     return torch.where(right_cat, torch.where(right_rat, RR, RW), torch.where(right_rat, WR, WW))
 
-def _dror_chunk(flat:Tensor, y:Tensor, t:Tensor, k:int, R:int) -> tuple[Tensor, Tensor]:
+def _dror_chunk(flat:Tensor, y:Tensor, t:Tensor, k:int, R:int, names:tuple|None=None) -> tuple[Tensor, Tensor]:
     "DROR outcomes for a chunk: `flat` [B, C*R] scores, `y` labels, `t` true rationales ([B] index or [B, R] set)."
     idx, valid = gallery_topk(flat, k)
+    if names is not None: return dror_substring_from_topk(idx // R, idx % R, valid, y.cpu(), t.cpu(), names)
     return dror_from_topk(idx // R, idx % R, valid, y, t)
 
 def dror_from_topk(cats:Tensor,  # [B, k] category of each of the top-k pairs, best first
@@ -78,6 +80,8 @@ def dror_outcomes(scores:Tensor,          # [N, C, R] score per (category, ratio
                   true_rationales:Tensor, # [N] the image's true rationale (index into R), or [N, R] bool: a set
                   k:int=5,                # prompts per image that vote (upstream: 5)
                   chunk:int|None=None,    # images per chunk; None: about 2**22 scores per chunk
+                  substring:bool=False,   # upstream's string tests instead of exact matching (needs `names`)
+                  names:tuple|None=None,  # (categories, rationales) strings of the gallery, for `substring`
                  ) -> tuple[Tensor, Tensor]: # (outcome codes [N] in RR/RW/WR/WW, voted category [N], -1 = none)
     "Per-image DROR outcome and voted category, with upstream's top-k vote that stops at the first true pair."
     _check_gallery('dror_outcomes', scores, labels)
@@ -90,10 +94,13 @@ def dror_outcomes(scores:Tensor,          # [N, C, R] score per (category, ratio
         _check_index('dror_outcomes', 'true_rationales', true_rationales, N, R)
         t = true_rationales.to(scores.device).long()
     if k < 1: raise ValueError(f"dror_outcomes: k must be >= 1, got k={k}")
+    if substring and (names is None or len(names[0]) != C or len(names[1]) != R):
+        raise ValueError(f"dror_outcomes: substring=True needs names=(categories, rationales) of the gallery's {C} x {R}")
     flat = scores.reshape(N, C * R)
     y = labels.to(scores.device).long()
     step = _chunk_size(C * R, chunk)
-    parts = [_dror_chunk(flat[i:i + step], y[i:i + step], t[i:i + step], k, R) for i in range(0, N, step)]
+    parts = [_dror_chunk(flat[i:i + step], y[i:i + step], t[i:i + step], k, R, names if substring else None)
+             for i in range(0, N, step)]
     return torch.cat([o for o, _ in parts]), torch.cat([p for _, p in parts])
 
 def outcome_fractions(outcomes:Tensor, # [N] outcome codes (RR/RW/WR/WW)
@@ -114,10 +121,41 @@ def dror_metrics(scores:Tensor,          # [N, C, R] score per (category, ration
                  true_rationales:Tensor, # [N] the image's true rationale (index into R), or [N, R] bool: a set
                  k:int=5,                # prompts per image that vote (upstream: 5)
                  chunk:int|None=None,    # images per chunk; None: about 2**22 scores per chunk
+                 substring:bool=False,   # upstream's string tests instead of exact matching (needs `names`)
+                 names:tuple|None=None,  # (categories, rationales) strings of the gallery, for `substring`
                 ) -> dict[str, float]:   # {'RR','RW','WR','WW'} fractions summing to 1, and 'acc' = RR + RW
-    "DROR's doubly-right metrics with the upstream semantics (top-k vote, first-seen ties, early stop, WR rule)."
-    out, pred = dror_outcomes(scores, labels, true_rationales, k, chunk)
+    "DROR's doubly-right metrics: upstream's top-k vote, first-seen ties, early stop and WR rule; exact or substring matching."
+    out, pred = dror_outcomes(scores, labels, true_rationales, k, chunk, substring, names)
     return outcome_fractions(out, pred, labels)
+
+# %% ../nbs/06_metrics.ipynb #907f1147
+DROR_TEMPLATE = 'This is a photo of a {category} because there is {rationale}'  # DROR's why-prompt
+
+def dror_substring_from_topk(cats:Tensor,  # [B, k] category of each of the top-k pairs, best first
+                             rats:Tensor,  # [B, k] rationale of each of the top-k pairs
+                             valid:Tensor, # [B, k] bool, False for padding
+                             y:Tensor,     # [B] true category
+                             t:Tensor,     # [B] true rationale index, or [B, R] bool set
+                             names:tuple,  # (categories, rationales): the gallery's strings
+                            ) -> tuple[Tensor, Tensor]: # (outcome codes [B], voted category [B], -1 = none)
+    "DROR outcomes with upstream's substring tests on the prompt strings."
+    categories, rationales = names
+    out, pred = [], []
+    for b in range(len(cats)):
+        true_c = categories[int(y[b])]
+        atts = [rationales[r] for r in (t[b].nonzero()[:, 0].tolist() if t.ndim == 2 else [int(t[b])])]
+        holds = lambda c, text: c in text and any(a in text for a in atts)
+        texts = [(categories[int(c)], DROR_TEMPLATE.format(category=categories[int(c)], rationale=rationales[int(r)]))
+                 for c, r, v in zip(cats[b], rats[b], valid[b]) if v]
+        hist, together = {}, False
+        for c, text in texts:
+            hist[c] = hist.get(c, 0) + 1
+            if holds(true_c, text): together = True; break
+        p = max(hist, key=hist.get) if hist else None        # the first category to reach the largest count
+        if p == true_c: o = RR if together else RW
+        else: o = WR if p is not None and any(holds(p, text) for _, text in texts) else WW
+        out.append(o); pred.append(categories.index(p) if p is not None else -1)
+    return torch.tensor(out, dtype=torch.long), torch.tensor(pred, dtype=torch.long)
 
 # %% ../nbs/06_metrics.ipynb #c247dd14
 def true_sets_from_membership(membership:Tensor, # [C, R] bool, True where category c owns rationale r

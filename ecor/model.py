@@ -34,7 +34,8 @@ class ECORConfig:
     template_pair: str = 'This is a photo of a {category} because there is {rationale}'    # Prompt_{c|R}, DROR's sentence
     template_c: str = 'This is a photo of a {category}'                                    # Prompt_c, for P(c|I)
     learn_context: bool = True  # train the context vectors (False: hand-written prompts, zero-shot)
-    image_adapter: bool = False # learn a residual linear map from backbone features to the image embedding (off: the paper's frozen image side)
+    image_adapter: bool = False # learn a bounded residual from backbone features to the image embedding (off: the paper's frozen image side)
+    adapter_ratio: float = 0.2  # the residual's length is at most this fraction of the frozen embedding's (CLIP-Adapter's ratio)
     text_batch_size: int = 256  # prompts per text-tower pass when encoding a gallery
 
 @dataclass
@@ -101,8 +102,10 @@ class ECOR(nn.Module):
             if pixel_values is None: raise ValueError('pass pixel_values or features')
             with torch.no_grad(): features = self.image_tower.features(pixel_values)
         features = features.to(self.logit_scale.device)
-        emb = self.image_tower.head(features).float()
-        if self.adapter is not None: emb = F.normalize(emb, dim=-1) + self.adapter(features.float())
+        emb = F.normalize(self.image_tower.head(features).float(), dim=-1)
+        if self.adapter is not None:
+            r = self.adapter(features.float())
+            emb = emb + self.config.adapter_ratio * r / r.norm(dim=-1, keepdim=True).clamp(min=1.)
         return F.normalize(emb, dim=-1)
 
 # %% ../nbs/04_model.ipynb #43fe2d21

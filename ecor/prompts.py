@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 import torch
+import torch.nn.functional as F
 from torch import nn, Tensor
 from .towers import TextTower
 
 # %% auto #0
-__all__ = ['parse_template', 'PromptLearner']
+__all__ = ['parse_template', 'length_batches', 'PromptLearner']
 
 # %% ../nbs/03_prompts.ipynb #41190ae4
 def parse_template(template:str, # e.g. 'This is a photo of a {category} because there is {rationale}'
@@ -27,6 +28,20 @@ def parse_template(template:str, # e.g. 'This is a photo of a {category} because
     return parts
 
 # %% ../nbs/03_prompts.ipynb #3044bd9b
+def length_batches(lengths:list[int],  # token count of each text
+                   max_size:int=256,     # texts per batch, at most
+                   slack:float=1.25,     # a batch's longest text is at most this times its shortest ...
+                   min_size:int=16,      # ... unless the batch would otherwise stay smaller than this
+                  ) -> list[list[int]]:  # batches of indices into `lengths`, shortest texts first
+    "Group texts by length, so that a batch pads little: the cost of a batch is its size times its longest text."
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches = []
+    for j in order:
+        b = batches[-1] if batches else None
+        if b is None or len(b) >= max_size or (len(b) >= min_size and lengths[j] > slack * lengths[b[0]]): batches.append([j])
+        else: b.append(j)
+    return batches
+
 class PromptLearner(nn.Module):
     "Learned context vectors for one prompt template, run through a `TextTower`."
     def __init__(self, tower:TextTower, # the text tower the prompts run through (not registered as a submodule)
@@ -79,15 +94,15 @@ class PromptLearner(nn.Module):
         emb = tower.embed_tokens(ids)
         if len(self.ctx):
             ctx = torch.cat(list(self.ctx)).to(emb.dtype)
-            emb = torch.where((cmap >= 0)[..., None], ctx[cmap.clamp(min=0)], emb)
+            emb = torch.where((cmap >= 0)[..., None], F.embedding(cmap.clamp(min=0), ctx), emb)  # embedding: a backward that sums in a fixed order
         return tower.pool(tower.encode(emb, mask), mask, eos)
 
     def encode(self, fillers:list[dict], # one {slot: text} per prompt
-               batch_size:int=256,       # prompts per forward pass
+               batch_size:int=256,       # prompts per forward pass, at most
               ) -> Tensor:               # [M, dim]
         "Embed many prompts in batches of similar length (keeps memory bounded and padding small)."
-        if len(fillers) <= batch_size: return self(fillers)
-        lens = [len(b) for b in self.build(fillers)[0]]
-        order = sorted(range(len(fillers)), key=lens.__getitem__)
-        out = torch.cat([self([fillers[j] for j in order[i:i+batch_size]]) for i in range(0, len(order), batch_size)])
-        return out[torch.argsort(torch.tensor(order, device=out.device))]
+        batches = length_batches([len(b) for b in self.build(fillers)[0]], batch_size)
+        if len(batches) == 1 and batches[0] == list(range(len(fillers))): return self(fillers)
+        out = torch.cat([self([fillers[j] for j in b]) for b in batches])
+        order = torch.tensor([j for b in batches for j in b], device=out.device)
+        return out[torch.argsort(order)]

@@ -142,12 +142,16 @@ class TrainConfig:
     neg_pairs: int|None = LossConfig.neg_pairs           # DROR: sampled pairs per softmax over the gallery, None: all (exact)
     max_categories: int|None = LossConfig.max_categories # P(c|I): batch categories + sampled others up to this, None: all
     dror_positives: str = LossConfig.dror_positives      # DROR: 'all' rationales of the category are right, or 'one'
+    sample_from: int = 11           # the budgets above apply from this many categories on; smaller galleries train exactly
     seed: int = 0                   # seeds shuffling, rationale draws and init
     output_dir: str = 'runs/ecor'   # checkpoints and log go here
     progress: bool = True           # tqdm bars
 
-    def loss_config(self) -> LossConfig:
-        "The loss settings of this run."
+    def loss_config(self, n_categories:int|None=None, # categories of the gallery trained on; None: apply the budgets
+                   ) -> LossConfig:
+        "The loss settings of this run: exact softmaxes on galleries of fewer than `sample_from` categories."
+        if n_categories is not None and n_categories < self.sample_from:
+            return LossConfig(self.method, None, None, None, None, None, self.dror_positives)
         return LossConfig(self.method, self.anchors, self.neg_categories, self.neg_rationales, self.neg_pairs,
                           self.max_categories, self.dror_positives)
 
@@ -428,7 +432,7 @@ def train(model:ECOR,                  # the model whose prompts (and image head
         acc.print(f'resumed from {ck} (epoch {start - 1})')
     elif acc.is_main_process: set_aside_previous_run(out_dir)
     true_r = torch.full_like(labels, -1) if true_rationales is None else true_rationales
-    lm = LossModule(model, rset, cfg.loss_config())
+    lm = LossModule(model, rset, cfg.loss_config(len(rset.categories)))
     lm, opt = acc.prepare(lm, opt)
     for epoch in range(start, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)

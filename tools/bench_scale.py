@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERIES = {10: 'cifar10', 100: 'cifar100', 997: 'imagenet'}
+THREADS = 1
 
 
 def rss_mb() -> float:
@@ -57,7 +58,11 @@ def photos(n: int, dataset: str = 'caltech101'):
 
 # --------------------------------------------------------------------------------------------------------------------
 def train_step(model_name: str, C: int, work: Path, steps: int) -> dict:
-    "ECOR (sampled defaults) and CoOp (full softmax) steps on a batch of 32 cached features, one process."
+    """ECOR (sampled defaults) and CoOp (full softmax) steps on one batch of 32 photos, one process, interleaved.
+
+    Two definitions of a step, both reported: on cached image features (what `ecor.train.train` runs) and from pixels
+    (the image tower's forward pass included, as when features are not cached). CPU time of the process is reported
+    beside wall time: on a shared machine it is the steadier of the two."""
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
@@ -65,31 +70,62 @@ def train_step(model_name: str, C: int, work: Path, steps: int) -> dict:
     torch.manual_seed(0)
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
-    with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
+    px = towers.image.preprocess(photos(32))
+    with torch.no_grad(): feats = towers.image.features(px)
     labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
     cats, rats, mem = rset.categories, rset.unique_rationales, rset.membership
-    base = rss_mb()
+    cfgs = dict(coop=LossConfig('coop'), ecor=LossConfig('ecor'))
+    models = {k: ECOR(towers) for k in cfgs}
+    opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3) for k, m in models.items()}
+    g = torch.Generator().manual_seed(1)
+    def step(k, pixels):
+        m = models[k]
+        img = m.image_embeds(pixel_values=px) if pixels else m.image_embeds(features=feats)
+        terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g)
+        opts[k].zero_grad(); terms['loss'].backward(); opts[k].step()
+        return int(terms['prompts'])
     out = dict(model=model_name, C=C, R=len(rats))
-    for name, cfg in [('coop', LossConfig('coop')), ('ecor', LossConfig('ecor'))]:
-        m = ECOR(towers)
-        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
-        g = torch.Generator().manual_seed(1)
-        times, prompts = [], []
-        for i in range(steps + 1):
-            t0 = time.perf_counter()
-            terms = method_loss(m, m.image_embeds(features=feats), labels, cats, rats, mem, cfg, generator=g)
-            opt.zero_grad(); terms['loss'].backward(); opt.step()
-            if i: times.append(time.perf_counter() - t0)   # the first step warms up
-            prompts.append(int(terms['prompts']))
-        out[f'{name}_s'] = statistics.median(times)
-        out[f'{name}_prompts'] = statistics.mean(prompts)
-        out[f'{name}_peak_mb'] = rss_mb() - base
-    out['ratio'] = out['ecor_s'] / out['coop_s']
+    base = rss_mb()
+    for pixels in (False, True):
+        wall, cpu, prompts = {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}
+        for k in cfgs: step(k, pixels)                       # warm-up
+        for _ in range(steps if not pixels else max(2, steps // 2)):
+            for k in cfgs:                                   # interleaved: drifts in machine load hit both alike
+                t0, c0 = time.perf_counter(), time.process_time()
+                prompts[k].append(step(k, pixels))
+                wall[k].append(time.perf_counter() - t0); cpu[k].append(time.process_time() - c0)
+        tag = '_px' if pixels else ''
+        for k in cfgs:
+            out[f'{k}_s{tag}'], out[f'{k}_cpu{tag}'] = statistics.median(wall[k]), statistics.median(cpu[k])
+            out[f'{k}_prompts'] = statistics.mean(prompts[k])
+        out[f'ratio{tag}'] = out[f'ecor_s{tag}'] / out[f'coop_s{tag}']
+        out[f'ratio_cpu{tag}'] = out[f'ecor_cpu{tag}'] / out[f'coop_cpu{tag}']
+    out['peak_step_mb'] = rss_mb() - base        # what the steps added to the process's peak (both methods, both kinds)
     return out
 
 
+def step_peak(model_name: str, C: int, work: Path, method: str) -> dict:
+    "Peak memory added by training steps of one method alone (a fresh process), on cached features."
+    import torch
+    from ecor.rationales import load_dror, dror_file
+    from ecor.model import ECOR
+    from ecor.loss import LossConfig, method_loss
+    towers = towers_for(model_name, work)
+    rset = load_dror(dror_file(GALLERIES[C]))
+    with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
+    labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
+    m = ECOR(towers)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+    base = rss_mb()
+    for _ in range(3):
+        terms = method_loss(m, m.image_embeds(features=feats), labels, rset.categories, rset.unique_rationales, rset.membership,
+                            LossConfig(method), generator=torch.Generator().manual_seed(1))
+        opt.zero_grad(); terms['loss'].backward(); opt.step()
+    return dict(model=model_name, C=C, method=method, peak_step_mb=rss_mb() - base, peak_rss_mb=rss_mb())
+
+
 # --------------------------------------------------------------------------------------------------------------------
-def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, phase: str, checkpoint: str) -> dict:
+def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, phase: str, checkpoint: str, max_s: float) -> dict:
     "One process: the image tower alone, then explain (search) against the gallery with the cache as it is."
     import torch
     from ecor.rationales import load_dror, dror_file
@@ -101,6 +137,12 @@ def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, 
     m = load_ecor(checkpoint, towers) if checkpoint else ECOR(towers, ECORConfig(learn_context=False))
     m.eval().use_gallery_cache(cache)
     ims = photos(n)
+    if phase == 'cold' and max_s:       # give up (and say so) rather than run for hours on a model the bound cannot prune
+        t_start, cond = time.perf_counter(), m.conditional
+        def limited(*a, **k):
+            if time.perf_counter() - t_start > max_s: raise TimeoutError
+            return cond(*a, **k)
+        m.conditional = limited
     with torch.no_grad():
         m.image_embeds(pixel_values=towers.image.preprocess(ims[:2]))    # warm the image tower's kernels
         tower = []
@@ -108,7 +150,11 @@ def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, 
             t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); tower.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
-        res = m.search(img, cats, rats, k=5, certify=False)
+        try: res = m.search(img, cats, rats, k=5, certify=False)
+        except TimeoutError:
+            return dict(model=model_name, gallery=gallery, phase=phase, prompts='trained' if checkpoint else 'hand-written',
+                        images=n, C=len(cats), R=len(rats), unfinished=f'stopped after {max_s:.0f}s',
+                        columns=m.gallery.stats['computed'] - 1, tower_s=statistics.median(tower), peak_rss_mb=rss_mb())
         total = time.perf_counter() - t0
     out = dict(model=model_name, gallery=gallery, phase=phase, prompts='trained' if checkpoint else 'hand-written', images=n,
                C=len(cats), R=len(rats), tower_s=statistics.median(tower), explain_s=total,
@@ -143,16 +189,19 @@ def train_checkpoint(model_name: str, dataset: str, work: Path) -> str:
 
 # --------------------------------------------------------------------------------------------------------------------
 def child(args) -> None:
+    import torch
+    torch.set_num_threads(args.threads)
     work = Path(args.work)
     if args.job == 'train': res = train_step(args.model, args.C, work, args.steps)
+    elif args.job == 'peak': res = step_peak(args.model, args.C, work, args.method)
     elif args.job == 'ckpt': res = dict(checkpoint=train_checkpoint(args.model, args.gallery, work))
-    else: res = explain_run(args.model, args.gallery, work, Path(args.cache), args.images, args.phase, args.checkpoint)
+    else: res = explain_run(args.model, args.gallery, work, Path(args.cache), args.images, args.phase, args.checkpoint, args.max_cold_s)
     print('RESULT ' + json.dumps(res))
 
 
 def run(*a) -> dict:
     "Run one configuration in a fresh process; return its RESULT."
-    cmd = [sys.executable, __file__, '--child', *map(str, a)]
+    cmd = [sys.executable, __file__, '--child', '--threads', str(THREADS), *map(str, a)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE='1', TOKENIZERS_PARALLELISM='false'))
     lines = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
     if p.returncode or not lines: raise RuntimeError(f'{cmd} failed:\n{p.stderr[-3000:]}')
@@ -167,16 +216,22 @@ def md(rows: list[dict], cols: list[str]) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
-    ap.add_argument('--job'); ap.add_argument('--model', default='default'); ap.add_argument('--C', type=int, default=10)
+    ap.add_argument('--job'); ap.add_argument('--method', default='ecor'); ap.add_argument('--model', default='default'); ap.add_argument('--C', type=int, default=10)
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--phase', default='cold'); ap.add_argument('--cache')
     ap.add_argument('--checkpoint', default=''); ap.add_argument('--images', type=int, default=32)
     ap.add_argument('--steps', type=int, default=3, help='timed training steps per method (after one warm-up)')
+    ap.add_argument('--threads', type=int, default=1, help='torch threads per measurement (1: steady on a shared machine, '
+                    'where spinning OpenMP threads inflate both wall and CPU time)')
+    ap.add_argument('--max_cold_s', type=float, default=2400, help='a cold explain run that takes longer is stopped and reported')
+    ap.add_argument('--prompts', default='hand-written,trained')
     ap.add_argument('--parts', default='train,explain'); ap.add_argument('--models', default='default,clip')
     ap.add_argument('--galleries', default='cifar10,caltech101,cifar100,imagenet')
     ap.add_argument('--work', default=str(ROOT/'runs'/'bench_scale'))
     ap.add_argument('--out', default=str(ROOT/'runs'/'bench_scale'))
     args = ap.parse_args()
     if args.child: return child(args)
+    global THREADS
+    THREADS = args.threads
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True); out.mkdir(parents=True, exist_ok=True)
     models = args.models.split(',')
@@ -187,24 +242,29 @@ def main():
                 rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps))
                 print(md(rows[-1:], list(rows[-1])), flush=True)
         print('\n## Training step: ECOR (sampled softmaxes, defaults) / CoOp (full softmax), batch 32\n')
-        print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_s', 'ecor_s', 'ratio', 'ecor_peak_mb', 'coop_peak_mb']))
-        (out/'train_steps.json').write_text(json.dumps(rows, indent=1))
+        print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
+                        'coop_s_px', 'ecor_s_px', 'ratio_px', 'ratio_cpu_px', 'peak_step_mb']))
+        peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work) for model in models for meth in ('coop', 'ecor')]
+        print('\n## Memory a training step adds at 997 categories (fresh process per method)\n')
+        print(md(peaks, ['model', 'C', 'method', 'peak_step_mb', 'peak_rss_mb']))
+        (out/'train_steps.json').write_text(json.dumps(rows + peaks, indent=1))
     if 'explain' in args.parts:
         rows = []
         for model in models:
             for gallery in args.galleries.split(','):
-                for prompts in ('hand-written', 'trained'):
+                for prompts in args.prompts.split(','):
                     ck = run('--job', 'ckpt', '--model', model, '--gallery', 'cifar10', '--work', work)['checkpoint'] if prompts == 'trained' else ''
                     cache = Path(tempfile.mkdtemp(dir=work))/'gallery'
                     for phase in ('cold', 'warm'):
                         r = run('--job', 'explain', '--model', model, '--gallery', gallery, '--phase', phase, '--cache', cache,
-                                '--checkpoint', ck, '--images', args.images, '--work', work)
+                                '--checkpoint', ck, '--images', args.images, '--work', work, '--max_cold_s', args.max_cold_s)
+                        rows.append(r); print(md([r], list(r)), flush=True)
+                        if 'unfinished' in r: break        # no warm run over a half-filled cache
                         r['ratio_to_tower'] = r['explain_s'] / r['tower_s']
                         if phase == 'cold': r['cold_over_encode'] = r['explain_s'] / r['encode_only_s']
-                        rows.append(r); print(md([r], list(r)), flush=True)
         print('\n## Explaining a batch against a gallery (exact top-5 by the search)\n')
         print(md(rows, ['model', 'gallery', 'prompts', 'phase', 'images', 'C', 'R', 'visited_mean', 'visited_max', 'columns',
-                        'tower_s', 'explain_s', 'ratio_to_tower', 'cold_over_encode', 'peak_rss_mb', 'cache_disk', 'cache_computed']))
+                        'tower_s', 'explain_s', 'ratio_to_tower', 'cold_over_encode', 'peak_rss_mb', 'cache_disk', 'cache_computed', 'unfinished']))
         (out/'explain.json').write_text(json.dumps(rows, indent=1))
 
 
