@@ -11,3 +11,4 @@ from ecor.default import default_towers, DefaultConfig
 from ecor.train import *
 from ecor.evaluate import *
 from ecor.plots import *
+from ecor.grounding import *

@@ -282,6 +282,7 @@ def explain(images:Param('image files', nargs='+'),
             factorisation:str='ecor',  # ecor | inverted | independent
             json_out:bool=False,       # print JSON instead of text
             cache_dir:str='.cache/ecor', # text-embedding cache (in cache_dir/gallery), shared with ecor-evaluate and the explorer
+            ground:str='',             # folder: write an overlay PNG per explanation, where it is in the photo (ecor.grounding)
            ) -> int:                   # exit status: 1 if any image could not be read, else 0
     "Top-k 'category because there is rationale' explanations of image files; each unreadable file is reported."
     check_numbers(**locals())
@@ -289,17 +290,22 @@ def explain(images:Param('image files', nargs='+'),
     check_model(model)
     if checkpoint: check_folder('checkpoint', checkpoint, must_exist=True)
     if cache_dir: check_folder('cache_dir', cache_dir)
+    if ground: check_folder('ground', ground)
     rset = check_rationales(rationales)
     check_k(k, rset)
     towers = load_towers(model)
     model = load_model(towers, checkpoint).use_gallery_cache(Path(cache_dir)/'gallery' if cache_dir else None)
     res = explain_files(model, list(images), rset, k, factorisation)
+    if ground:
+        from ecor.grounding import ground_files
+        ground_files(model, res, rset, ground)   # adds each explanation's 'overlay' path
     if json_out: print(json.dumps(res, indent=1))
     else:
         for r in res:
             if 'error' in r: continue
             print(r['image'])
             for e in r['explanations']: print(f"  {e['category']} because there is {e['rationale']}: {e['prob']:.3f}")
+        if ground: print(f"overlays of {sum(len(r.get('explanations', [])) for r in res)} explanations written to {ground}")
     failed = [r for r in res if 'error' in r]
     for r in failed: print(f'ecor-explain: error: {r["error"]}', file=sys.stderr)
     if failed: print(f'ecor-explain: {len(failed)} of {len(res)} image(s) could not be read', file=sys.stderr)

@@ -30,7 +30,8 @@ from .plots import plot_rationales
 
 # %% auto #0
 __all__ = ['FACTORISATIONS', 'image_key', 'embed_image', 'Scorer', 'find_checkpoints', 'resolve_checkpoint', 'ModelHub',
-           'rationale_bars_png', 'heatmap_html', 'categories_html', 'sentences_html', 'RationaleExplorer']
+           'rationale_bars_png', 'heatmap_html', 'categories_html', 'sentences_html', 'GroundingView',
+           'RationaleExplorer']
 
 # %% ../nbs/13_explorer.ipynb #b7059ca7
 FACTORISATIONS = {'ecor': 'P(R|I) P(c|R,I)', 'inverted': 'P(c|I) P(R|c,I)', 'independent': 'P(c|I) P(R|I)'} # value -> its joint
@@ -236,6 +237,66 @@ def sentences_html(sentences:list[str], # 'cat because there is fur: 0.31', best
     return (f'<div class="ecor-sentences" data-factorisation="{factorisation}" style="font-size:13px">'
             f'<b>Top explanations</b> — P(c,R|I) = {FACTORISATIONS[factorisation]}<ol style="margin:2px 0">{items}</ol></div>')
 
+# %% ../nbs/13_explorer.ipynb #21c67539
+from .grounding import GroundConfig, GROUND_METHODS, encode_locations, heatmaps, overlay, peak
+
+# %% ../nbs/13_explorer.ipynb #7cf16f0a
+class GroundingView:
+    "Under one explorer panel: click one of its explanations to see where it is in the photo (`ecor.grounding`)."
+    def __init__(self, explorer,                     # the `RationaleExplorer` whose panel this extends
+                 panel:int=0,                        # 0: panel A, 1: panel B
+                 config:GroundConfig|None=None,      # which map, per-location temperature
+                 max_images:int=64,                  # photos whose location embeddings are kept (least recently used dropped)
+                ):
+        self.explorer, self.index, self.config, self.max_images = explorer, panel, config or GroundConfig(), max_images
+        self.pick = W.RadioButtons(options=[], value=None, layout=W.Layout(width='540px'))
+        self.caption, self.image = W.HTML(), W.Image(format='png', layout=W.Layout(width='320px'))
+        self.title = W.HTML('<b>Where is it?</b> <span style="color:#555;font-size:11px">click an explanation to see its map</span>')
+        self.box = W.VBox([self.title, self.pick]); self.box.add_class('ecor-grounding')
+        box = explorer.panels[panel].box
+        box.children = (*box.children, self.box)
+        self._grids, self._photo, self._choice, self._exps, self._resetting, self.state = OrderedDict(), None, None, [], False, None
+        self.pick.observe(self._on_pick, 'value')
+
+    def update(self, state:dict): # `RationaleExplorer.render_state()`
+        "Offer the explanations the panel now shows; clear the map."
+        r = state['panels'][self.index] if self.index < len(state['panels']) else None
+        ok = r is not None and not r.get('error') and state['image'] is not None
+        self._photo, self._exps = state['image'], (r['explanations'] if ok else [])
+        self._choice = (r['model'], r['checkpoint'], state['rationales']) if ok else None
+        self._resetting = True
+        try: self.pick.options, self.pick.index = [(str(e), j) for j, e in enumerate(self._exps)], None
+        finally: self._resetting = False
+        self.box.children, self.image.value, self.caption.value, self.state = (self.title, self.pick), b'', '', None
+
+    def grid(self, model, photo):
+        "Location embeddings of a photo under a model: one image-tower pass, then kept."
+        key = (id(model), image_key(photo), self.config.temperature)
+        if key not in self._grids:
+            self._grids[key] = encode_locations(model, [photo], self.config)[0]
+            while len(self._grids) > self.max_images: self._grids.popitem(last=False)
+        self._grids.move_to_end(key)
+        return self._grids[key]
+
+    def show(self, j:int): # index of the explanation in the panel's list
+        "Draw the map of the panel's `j`-th explanation over the photo."
+        e = self._exps[j]
+        try:
+            sc = self.explorer.scorer(*self._choice)
+            hm = heatmaps(sc.model, self.grid(sc.model, self._photo), [e], sc.categories, sc.rationales, self.config.method)[0]
+            buf = io.BytesIO(); overlay(self._photo, hm).save(buf, format='PNG')
+            self.image.value, self.state = buf.getvalue(), dict(explanation=e, heatmap=hm, peak=peak(hm), error=None)
+            self.caption.value = (f'<div class="ecor-grounding-caption" style="font-size:11px;color:#555">{GROUND_METHODS[self.config.method]} '
+                                  f'of “{html.escape(str(e))}”; ring: its peak; grey: outside the model\'s crop</div>')
+            self.box.children = (self.title, self.pick, self.caption, self.image)
+        except Exception as err:
+            self.state = dict(explanation=e, heatmap=None, peak=None, error=f'{type(err).__name__}: {err}')
+            self.caption.value = f'<div class="ecor-error" style="color:#b00020">{html.escape(self.state["error"])}</div>'
+            self.box.children = (self.title, self.pick, self.caption)
+
+    def _on_pick(self, ch):
+        if not self._resetting and ch['new'] is not None: self.show(ch['new'])
+
 # %% ../nbs/13_explorer.ipynb #18361322
 @lru_cache(maxsize=8)
 def _load_split(spec:str): # '<offline set>/<split>', e.g. 'cifar10/test'
@@ -330,6 +391,7 @@ class RationaleExplorer:
         for p in self.panels:
             p.model.observe(self._on_refresh, 'value'); p.checkpoint.observe(self._on_refresh, 'value')
         self.rescan.on_click(lambda _: self.rescan_checkpoints())
+        self.grounding = [GroundingView(self, i) for i in range(len(self.panels))]  # click an explanation: its map
         self.refresh()
 
     def _ipython_display_(self):
@@ -440,6 +502,7 @@ class RationaleExplorer:
         lab = f'<br>true: <b>{html.escape(state["label"])}</b>' if state['label'] else ''
         self.caption.value = f'<div class="ecor-caption" style="font-size:12px">{html.escape(state["caption"])}{lab}</div>'
         for p, r in zip(self.panels, state['panels']): p.show(r)
+        for g in self.grounding: g.update(state)
         self.panels[1].box.layout.display = None if self.compare.value else 'none'
 
     def refresh(self):
