@@ -28,7 +28,7 @@ from functools import wraps
 from fastcore.script import anno_parser
 from .definition import Factorisation
 from .loss import METHODS as LOSS_METHODS
-from .data import SHARED_SETS, DATASETS, ImageDecodeError, load_image, dataset_aliases
+from .data import SHARED_SETS, DATASETS, ImageDecodeError, load_image, dataset_aliases, doubleright_dirs, doubleright_name
 from .train import MAX_LR
 
 # %% ../nbs/11_cli.ipynb #8a3145d5
@@ -125,11 +125,11 @@ def check_data(data:str, split:str='train'):
 def data_rationales(data:str) -> str: # a DROR name (or the `--data` value itself, for a hub id / folder)
     "The rationale set a `--data` value brings: a DROR data set's own file; for `doubleright:DIR`, DIR's name if it is one."
     if (root := doubleright_root(data)) is not None:
-        name = root.resolve().name.lower()
+        name = doubleright_name(root)
         if name in DATASETS: return DATASETS[name].rationales
         if name in {k.lower() for k in DROR_FILES}: return name
         raise UsageError(f'--data {data!r}: pass --rationales, the DROR name or file the benchmark\'s categories and '
-                         f'rationales come from (the folder name {root.resolve().name!r} is not one of {", ".join(DATASETS)})')
+                         f'rationales come from (the folder name {name!r} is not one of {", ".join(DATASETS)})')
     return DATASETS[data].rationales if data in DATASETS else data
 
 def check_rationales(spec:str, flag:str='rationales') -> RationaleSet: # the loaded set
@@ -201,7 +201,7 @@ def command(func):
 @command
 def train(model:str='default',       # 'default' or a CLIP hub id / local directory
           data:str='cifar10',        # DROR data set (cifar10 caltech101 cifar100 food101 sun397 imagenet), doubleright:DIR, hub id or folder
-          split:str='train',         # split to train on (not for doubleright:DIR, which trains on every photo)
+          split:str='train',         # split to train on (doubleright:DIR: DIR/train if it has train/ and test/, else all of DIR)
           n:int=2000,                # class-balanced training images (0: all)
           rationales:str='',         # rationale set (DROR name or file); default: the data set's
           method:str='ecor',         # coop | dror | ecor | inverted | independent
@@ -229,7 +229,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     rset = check_rationales(rationales or data_rationales(data), 'rationales' if rationales else 'data')
     towers = load_towers(model)
     root = doubleright_root(data)
-    ds = load_doubleright(root) if root is not None else load_image_dataset(data, split)
+    ds = load_doubleright(doubleright_dirs(root)[0]) if root is not None else load_image_dataset(data, split)  # DROR's train tree
     if n and n < len(ds): ds = subsample(ds, n, seed=seed)
     match = match_classes(class_names(ds), rset, aliases=dataset_aliases(data) if data in DATASETS else None, strict=True)
     labels = encode_labels(ds, match, rset, strict=root is not None)   # DoubleRight: each photo's own rationale

@@ -22,9 +22,9 @@ from .rationales import RationaleSet, normalise, shared_dir, load_dror, dror_fil
 __all__ = ['ASSETS', 'DATASETS', 'SHARED_SETS', 'ALIASES', 'IMG_EXTENSIONS', 'MAX_PIXELS', 'CLIP_MEAN', 'CLIP_STD',
            'IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_PREPROCESS', 'IMAGENET_PREPROCESS', 'DataSpec', 'register_dataset',
            'dataset_spec', 'label_list', 'dataset_aliases', 'load_image_dataset', 'class_names', 'ClassMatch',
-           'match_classes', 'match_dataset', 'load_doubleright', 'Targets', 'encode_labels', 'ImageDecodeError',
-           'to_rgb', 'load_image', 'PreprocessConfig', 'preprocess', 'subsample', 'split_classes', 'select_classes',
-           'holdout']
+           'match_classes', 'match_dataset', 'load_doubleright', 'doubleright_dirs', 'doubleright_name', 'Targets',
+           'encode_labels', 'ImageDecodeError', 'to_rgb', 'load_image', 'PreprocessConfig', 'preprocess', 'subsample',
+           'split_classes', 'select_classes', 'holdout']
 
 # %% ../nbs/07_data.ipynb #0e8acc77
 ASSETS = files('ecor')/'assets' # package data: label lists (labels/) and alias tables (aliases/) of the DROR data sets
@@ -240,6 +240,21 @@ def load_doubleright(root:str|Path, # benchmark root: <root>/<category>/<rationa
     feats = Features({'image': datasets.Image(), 'label': ClassLabel(names=names), 'label_name': Value('string'),
                       'rationale': Value('string'), 'query': Value('int32')})
     return Dataset.from_dict(rows, features=feats)
+
+# %% ../nbs/07_data.ipynb #e7a333b5
+def doubleright_dirs(root:str|Path, # a DoubleRight folder: one tree, or DROR's <root>/train + <root>/test
+                    ) -> tuple[Path, Path|None]: # (train tree, test tree), or (root, None) for a single tree
+    "DROR's released split `<root>/train`, `<root>/test` when both exist, else the one tree and None."
+    root = Path(root)
+    if (root/'train').is_dir() and (root/'test').is_dir(): return root/'train', root/'test'
+    return root, None
+
+def doubleright_name(root:str|Path) -> str: # e.g. 'cifar10' for .../cifar10_dr, 'sun' for .../SUN_dr/test
+    "The data set a DoubleRight folder is named after: its name (its parent's for train/test), lowercase, without `_dr`."
+    p = Path(root).expanduser().resolve()
+    if p.name in ('train', 'test'): p = p.parent
+    n = p.name.lower()
+    return n[:-3] if n.endswith('_dr') else n
 
 # %% ../nbs/07_data.ipynb #70aed8ba
 class Targets(NamedTuple):

@@ -20,7 +20,7 @@ from .search import SearchResult, search_joint
 from .metrics import (dror_outcomes, set_outcomes, dror_from_topk, dror_substring_from_topk, true_sets_from_membership,
                           OUTCOMES, _outcome)
 from .data import (load_image_dataset, class_names, match_classes, encode_labels, subsample, holdout, split_classes,
-                       select_classes, load_doubleright, DATASETS, dataset_aliases)
+                       select_classes, load_doubleright, doubleright_dirs, doubleright_name, DATASETS, dataset_aliases)
 from .train import TrainConfig, train, cached_features
 
 # %% auto #0
@@ -216,22 +216,22 @@ def rationale_set_for(spec:str) -> RationaleSet:
 
 def doubleright_splits(towers:Towers,        # the image tower computes (or the cache supplies) the features
                        root:str|Path,        # the DoubleRight folder <category>/<rationale>/<0|1>/<image>
-                       rationales:str|None=None, # DROR name or file of its gallery; None: the folder's name
+                       rationales:str|None=None, # DROR name or file of its gallery; None: `doubleright_name(root)`
                        n_train:int|None=None, # class-balanced training photos, None: all of the train side
                        n_test:int|None=None,  # class-balanced test photos, None: all of the test side
                        seed:int=0,            # the holdout and the subsets
                        cache_dir:str|Path|None='.cache/ecor',
                        progress:bool=True,
                       ) -> tuple[Split, Split]: # (train, test), each photo with its own rationale
-    "The `doubleright` setting: a stratified 70/30 holdout of a DoubleRight tree, labels and per-image rationales."
+    "The `doubleright` setting: DROR's train/test trees (else a stratified 70/30 holdout of the one tree), per-image rationales."
     root = Path(root).expanduser()
-    rset = rationale_set_for(rationales or root.resolve().name)
-    ds = load_doubleright(root)
-    match = match_classes(class_names(ds), rset, strict=True)
+    rset = rationale_set_for(rationales or doubleright_name(root))
+    tr_dir, te_dir = doubleright_dirs(root)
+    parts = holdout(load_doubleright(root), 0.3, seed=seed) if te_dir is None else (load_doubleright(tr_dir), load_doubleright(te_dir))
     out = []
-    for side, part, n in zip(('train', 'test'), holdout(ds, 0.3, seed=seed), (n_train, n_test)):
+    for side, part, n in zip(('train', 'test'), parts, (n_train, n_test)):
         if n is not None and n < len(part): part = subsample(part, n, seed=seed)
-        t = encode_labels(part, match, rset, strict=True)
+        t = encode_labels(part, match_classes(class_names(part), rset, strict=True), rset, strict=True)
         key = f'doubleright:{root.resolve()}/{side}/n={n}/seed={seed}'
         feats = cached_features(towers.image, part, cache_dir, data_key=key, progress=progress)
         out.append(Split(feats, t.category, rset, f'doubleright:{side}', t.rationale))
