@@ -13,14 +13,14 @@ from .towers import Towers, clip_towers
 from .model import ECOR, ECORConfig, explain as explain_images, load_ecor
 from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample, load_doubleright
 from .loss import LossConfig
-from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint
+from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint, on_cpu
 from .evaluate import BenchConfig, run_benchmark, METHODS, TRAINED
 
 # %% auto #0
-__all__ = ['POSITIVE', 'SETTINGS', 'DOUBLERIGHT', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError',
+__all__ = ['POSITIVE', 'SETTINGS', 'DOUBLERIGHT', 'COMMANDS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError',
            'check_numbers', 'check_choices', 'check_seeds', 'check_model', 'doubleright_root', 'check_data',
            'data_rationales', 'check_rationales', 'check_k', 'check_folder', 'run_command', 'command', 'train',
-           'evaluate', 'explain_files', 'explain', 'demo']
+           'evaluate', 'explain_files', 'explain', 'demo', 'main']
 
 # %% ../nbs/11_cli.ipynb #d48dc08e
 import inspect, math, re, traceback, warnings
@@ -30,6 +30,7 @@ from .definition import Factorisation
 from .loss import METHODS as LOSS_METHODS
 from .data import SHARED_SETS, DATASETS, ImageDecodeError, load_image, dataset_aliases, doubleright_dirs, doubleright_name
 from .train import MAX_LR
+from accelerate import PartialState
 
 # %% ../nbs/11_cli.ipynb #8a3145d5
 def load_towers(model:str='default') -> Towers:
@@ -233,7 +234,11 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     if n and n < len(ds): ds = subsample(ds, n, seed=seed)
     match = match_classes(class_names(ds), rset, aliases=dataset_aliases(data) if data in DATASETS else None, strict=True)
     labels = encode_labels(ds, match, rset, strict=root is not None)   # DoubleRight: each photo's own rationale
-    feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all')
+    state = PartialState(cpu=on_cpu())   # several processes: the main one computes and caches, the others then read
+    with state.main_process_first():
+        feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all',
+                                progress=state.is_main_process)
+    torch.manual_seed(seed)
     m = ECOR(towers)
     cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, anchors=anchors or None,
                       neg_categories=neg_categories or None, neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
@@ -241,7 +246,8 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
                       output_dir=output_dir)
     hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
                          force_resume=force_resume)
-    for h in hist: print(json.dumps(h))
+    if state.is_main_process:
+        for h in hist: print(json.dumps(h))
 
 # %% ../nbs/11_cli.ipynb #c05fbde1
 @command
@@ -368,3 +374,17 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
     for name, ex in zip(pick['label_name'], res):
         print(f'  true: {name}'); [print(f'    {e}') for e in ex]
     print(f'\nresults: {output_dir}/results.md, results.csv, results.png; wall time {time.time()-t0:.0f}s')
+
+# %% ../nbs/11_cli.ipynb #7957a586
+COMMANDS = ('train', 'evaluate', 'explain', 'demo') # the subcommands of `python -m ecor.cli`
+
+def main(argv:list|None=None, # `<command> [flags]`; None: sys.argv[1:]
+        ) -> int:             # the command's exit status (2: no or an unknown command)
+    "`python -m ecor.cli <command> [flags]`: run `ecor-<command>` (the module form that `accelerate launch -m` needs)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f'usage: python -m ecor.cli {{{",".join(COMMANDS)}}} [flags]  (flags: ecor-<command> --help)', file=sys.stderr)
+        return 2
+    return run_command(globals()[argv[0]], argv[1:], prog=f'ecor-{argv[0]}')
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # not when this notebook runs
