@@ -10,7 +10,7 @@ from ecor.towers import make_tiny_clip
 from test_doubleright import write_tree   # the miniature DoubleRight tree of real CIFAR-10 photos (24 training photos)
 
 BIN = Path(sys.executable).parent
-TOL = 1e-5   # max |difference| of the final prompt tensors, one process against two
+REL_TOL = 2e-3   # max |one - two| of the final prompts, relative to how far training moved them (max |epoch2 - epoch0|)
 
 
 def free_port() -> int:
@@ -29,18 +29,19 @@ def train_args(tiny, root, out, cache, batch):
             '--lr', '0.01', '--seed', '3', '--output_dir', out, '--cache_dir', cache]
 
 
-@pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+@pytest.fixture(scope='module', params=['tiny-clip', 'default'])
+def runs(tmp_path_factory, request):
     "One process with batch 8, and two processes with batch 4 each (global batch 8), same seed, separate caches."
     tmp = tmp_path_factory.mktemp('acc')
-    root, tiny = write_tree(tmp/'cifar10_dr'), make_tiny_clip(tmp/'tiny')
+    root = write_tree(tmp/'cifar10_dr')
+    tiny = make_tiny_clip(tmp/'tiny') if request.param == 'tiny-clip' else 'default'   # the embedded default model
     one, t1 = run([BIN/'ecor-train', *train_args(tiny, root, 'one', 'cache1', 8)[1:]], tmp)
     two, t2 = run([BIN/'accelerate', 'launch', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
                    '--dynamo_backend', 'no', '--multi_gpu', '--main_process_port', free_port(), '-m', 'ecor.cli',
                    *train_args(tiny, root, 'two', 'cache2', 4)], tmp)
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
-    print(f'wall: one process {t1:.1f}s, two processes {t2:.1f}s')
+    print(f'{request.param}: wall: one process {t1:.1f}s, two processes {t2:.1f}s')
     return tmp, one, two
 
 
@@ -53,8 +54,8 @@ def test_same_prompts(runs):
     moved = max((a[k] - init[k]).abs().max().item() for k in a)
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
     print(f'max |one - two| = {diff:.3g}; max |epoch2 - epoch0| = {moved:.3g}')
-    assert moved > 100 * TOL          # training moved the prompts well beyond the tolerance ...
-    assert diff < TOL                 # ... and the two runs moved them alike
+    assert moved > 0.01               # training moved the prompts ...
+    assert diff < REL_TOL * moved     # ... and the two runs moved them alike (measured: 1.4e-5 tiny CLIP, 4.6e-4 default)
 
 
 def test_written_once(runs):
