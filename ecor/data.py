@@ -106,7 +106,9 @@ def _offline_folder(name:str) -> Path|None: # shared/datasets/<name>, if there i
 def _load_hub(spec:DataSpec, split:str, image_col:str|None, label_col:str|None) -> Dataset:
     "A registered data set's split from its hub copy, standardised; errors say what the hub needs."
     base = split.split('[')[0]
-    if spec.hub_id is None: raise FileNotFoundError(f'{spec.name}: offline only (no hub copy chosen), and shared/datasets/{spec.name} is missing')
+    if spec.hub_id is None:
+        raise FileNotFoundError(f'{spec.name}: offline only (no hub copy chosen), and there is no folder datasets/{spec.name} in the '
+                                'shared data folder (ECOR_SHARED, or a shared/ beside the repository)')
     if base not in spec.splits: raise ValueError(f'{spec.hub_id}: no labelled split {base!r}; available: {spec.splits}')
     try: ds = load_dataset(spec.hub_id, split=split, revision=spec.revision)
     except Exception as e:
@@ -124,7 +126,7 @@ def load_image_dataset(name_or_path:str,          # 'cifar10' / 'caltech101' (of
     "Load an image-classification split as a `datasets.Dataset` with columns image, label, label_name."
     base = split.split('[')[0]
     spec = DATASETS.get(name_or_path)
-    if name_or_path in SHARED_SETS and (_offline_folder(name_or_path) is not None or spec is None or spec.hub_id is None):
+    if name_or_path in SHARED_SETS and (_offline_folder(name_or_path) is not None or spec is None):
         folder = _offline_folder(name_or_path) or shared_dir()/'datasets'/name_or_path
         if base not in SHARED_SETS[name_or_path]:
             raise ValueError(f"{folder}: no split {base!r}; available: {SHARED_SETS[name_or_path]}")

@@ -212,3 +212,17 @@ def test_register_dataset(monkeypatch):
     with pytest.raises(ValueError, match='someone/sun397'): D.load_image_dataset('sun397', 'test')
     assert calls == [('someone/sun397', 'test', 'abc')]
     with pytest.raises(ValueError, match='must be among'): D.register_dataset(dataclasses.replace(alt, test_split='val'))
+
+
+def test_cifar10_falls_back_to_the_hub(tmp_path, monkeypatch):
+    "Without the offline parquet folder, cifar10 is read from its hub copy (image column `img`), not an error."
+    monkeypatch.setenv('ECOR_SHARED', str(tmp_path))        # a shared folder without datasets/
+    calls, names = [], D.label_list('cifar10')
+    def fake(path, split=None, revision=None, **kw):
+        calls.append((path, split))
+        return Dataset.from_dict({'img': [Image.new('RGB', (4, 4))], 'label': [3]},
+                                 features=Features({'img': D.datasets.Image(), 'label': ClassLabel(names=names)}))
+    monkeypatch.setattr(D, 'load_dataset', fake)
+    ds = D.load_image_dataset('cifar10', 'test[:1]')
+    assert calls == [('uoft-cs/cifar10', 'test[:1]')] and ds['label_name'] == ['cat']
+    with pytest.raises(FileNotFoundError, match='offline only'): D.load_image_dataset('caltech101', 'train')
