@@ -16,7 +16,7 @@ setuptools.setup(
     license=licenses[cfg['license']], classifiers=['Programming Language :: Python :: 3'],
     author=cfg['author'], author_email=cfg['author_email'], url=cfg['git_url'],
     packages=setuptools.find_namespace_packages(include=['ecor', 'ecor.*']), include_package_data=True,
-    package_data={'ecor.assets': ['*.txt']},
+    package_data={'ecor.assets': ['*.txt', 'labels/*.txt', 'aliases/*.json']},
     install_requires=requirements, extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(), long_description_content_type='text/markdown',

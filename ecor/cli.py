@@ -11,15 +11,16 @@ from fastcore.script import call_parse, Param
 from .rationales import RationaleSet, load_rationales, dror_file, DROR_FILES
 from .towers import Towers, clip_towers
 from .model import ECOR, ECORConfig, explain as explain_images, load_ecor
-from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample
+from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample, load_doubleright
 from .loss import LossConfig
-from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint
+from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint, on_cpu
 from .evaluate import BenchConfig, run_benchmark, METHODS, TRAINED
 
 # %% auto #0
-__all__ = ['POSITIVE', 'SETTINGS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError', 'check_numbers',
-           'check_choices', 'check_seeds', 'check_model', 'check_data', 'check_rationales', 'check_k', 'check_folder',
-           'run_command', 'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo']
+__all__ = ['POSITIVE', 'SETTINGS', 'DOUBLERIGHT', 'COMMANDS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError',
+           'check_numbers', 'check_choices', 'check_seeds', 'check_model', 'doubleright_root', 'check_data',
+           'data_rationales', 'check_rationales', 'check_k', 'check_folder', 'run_command', 'command', 'train',
+           'evaluate', 'explain_files', 'explain', 'demo', 'main']
 
 # %% ../nbs/11_cli.ipynb #d48dc08e
 import inspect, math, re, traceback, warnings
@@ -27,8 +28,9 @@ from functools import wraps
 from fastcore.script import anno_parser
 from .definition import Factorisation
 from .loss import METHODS as LOSS_METHODS
-from .data import SHARED_SETS, ImageDecodeError, load_image
+from .data import SHARED_SETS, DATASETS, ImageDecodeError, load_image, dataset_aliases, doubleright_dirs, doubleright_name
 from .train import MAX_LR
+from accelerate import PartialState
 
 # %% ../nbs/11_cli.ipynb #8a3145d5
 def load_towers(model:str='default') -> Towers:
@@ -102,14 +104,34 @@ def check_model(model:str):
     elif _path_like(model) or not _HUB_ID.fullmatch(model):
         raise UsageError(f"--model {model!r}: no such folder, and not 'default' or a hub id like 'openai/clip-vit-base-patch32'")
 
+DOUBLERIGHT = 'doubleright:' # `--data doubleright:DIR`: a DoubleRight benchmark folder <category>/<rationale>/<0|1>/<image>
+
+def doubleright_root(data:str) -> Path|None: # the folder of `doubleright:DIR`, else None
+    "The benchmark folder a `--data doubleright:DIR` value names (None for any other `--data`)."
+    return Path(data[len(DOUBLERIGHT):]).expanduser() if data.startswith(DOUBLERIGHT) else None
+
 def check_data(data:str, split:str='train'):
-    "`--data` and `--split`: an offline set and one of its splits, a local folder, or a hub id."
-    if data in SHARED_SETS:
-        if split.split('[')[0] not in SHARED_SETS[data]:
-            raise UsageError(f'--split {split!r}: {data} has the split(s) {", ".join(SHARED_SETS[data])}')
+    "`--data` and `--split`: a DROR data set and one of its splits, `doubleright:DIR`, a local folder, or a hub id."
+    if (root := doubleright_root(data)) is not None:
+        if not root.is_dir():
+            raise UsageError(f'--data {data!r}: {root} is not a folder (expected doubleright:DIR, DIR holding '
+                             '<category>/<rationale>/<0|1>/<image>)')
+    elif data in DATASETS:
+        splits = DATASETS[data].splits
+        if split.split('[')[0] not in splits: raise UsageError(f'--split {split!r}: {data} has the split(s) {", ".join(splits)}')
     elif not Path(data).expanduser().is_dir() and (_path_like(data) or not _HUB_ID.fullmatch(data)):
-        raise UsageError(f"--data {data!r}: not an offline data set ({', '.join(SHARED_SETS)}), not a local folder, "
-                         "and not a hub id like 'owner/name'")
+        raise UsageError(f"--data {data!r}: not a DROR data set ({', '.join(DATASETS)}), not doubleright:DIR, not a local "
+                         "folder, and not a hub id like 'owner/name'")
+
+def data_rationales(data:str) -> str: # a DROR name (or the `--data` value itself, for a hub id / folder)
+    "The rationale set a `--data` value brings: a DROR data set's own file; for `doubleright:DIR`, DIR's name if it is one."
+    if (root := doubleright_root(data)) is not None:
+        name = doubleright_name(root)
+        if name in DATASETS: return DATASETS[name].rationales
+        if name in {k.lower() for k in DROR_FILES}: return name
+        raise UsageError(f'--data {data!r}: pass --rationales, the DROR name or file the benchmark\'s categories and '
+                         f'rationales come from (the folder name {name!r} is not one of {", ".join(DATASETS)})')
+    return DATASETS[data].rationales if data in DATASETS else data
 
 def check_rationales(spec:str, flag:str='rationales') -> RationaleSet: # the loaded set
     "Load a `--rationales` set now; any problem with it is a usage error naming the flag and the file."
@@ -179,8 +201,8 @@ def command(func):
 # %% ../nbs/11_cli.ipynb #a60ee9de
 @command
 def train(model:str='default',       # 'default' or a CLIP hub id / local directory
-          data:str='cifar10',        # offline data set name ('cifar10', 'caltech101') or a hub id
-          split:str='train',         # split to train on
+          data:str='cifar10',        # DROR data set (cifar10 caltech101 cifar100 food101 sun397 imagenet), doubleright:DIR, hub id or folder
+          split:str='train',         # split to train on (doubleright:DIR: DIR/train if it has train/ and test/, else all of DIR)
           n:int=2000,                # class-balanced training images (0: all)
           rationales:str='',         # rationale set (DROR name or file); default: the data set's
           method:str='ecor',         # coop | dror | ecor | inverted | independent
@@ -205,13 +227,18 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     check_choices('method', method, LOSS_METHODS)
     check_choices('dror_positives', dror_positives, ('all', 'one'))
     check_model(model); check_data(data, split); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
-    rset = check_rationales(rationales or data, 'rationales' if rationales else 'data')
+    rset = check_rationales(rationales or data_rationales(data), 'rationales' if rationales else 'data')
     towers = load_towers(model)
-    ds = load_image_dataset(data, split)
+    root = doubleright_root(data)
+    ds = load_doubleright(doubleright_dirs(root)[0]) if root is not None else load_image_dataset(data, split)  # DROR's train tree
     if n and n < len(ds): ds = subsample(ds, n, seed=seed)
-    match = match_classes(class_names(ds), rset, strict=True)
-    labels = encode_labels(ds, match, rset)
-    feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all')
+    match = match_classes(class_names(ds), rset, aliases=dataset_aliases(data) if data in DATASETS else None, strict=True)
+    labels = encode_labels(ds, match, rset, strict=root is not None)   # DoubleRight: each photo's own rationale
+    state = PartialState(cpu=on_cpu())   # several processes: the main one computes and caches, the others then read
+    with state.main_process_first():
+        feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all',
+                                progress=state.is_main_process)
+    torch.manual_seed(seed)
     m = ECOR(towers)
     cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, anchors=anchors or None,
                       neg_categories=neg_categories or None, neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
@@ -219,7 +246,8 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
                       output_dir=output_dir)
     hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
                          force_resume=force_resume)
-    for h in hist: print(json.dumps(h))
+    if state.is_main_process:
+        for h in hist: print(json.dumps(h))
 
 # %% ../nbs/11_cli.ipynb #c05fbde1
 @command
@@ -237,17 +265,26 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
              output_dir:str='runs/benchmark', # results.{csv,md,png}, summary, comparisons, per-photo outcomes
              checkpoint_dir:str='',       # trained prompts go here (empty: output_dir/checkpoints)
              cache_dir:str='.cache/ecor', # image-feature cache
+             data:str='',                 # doubleright:DIR: the DoubleRight protocol on that folder instead of --settings
+             rationales:str='',           # with doubleright:DIR, its gallery: DROR name or file (default: DIR's name)
             ):
     "Train and evaluate methods x settings; write and print the results table (results.csv grows row by row)."
     check_numbers(**locals())
-    settings = ','.join(check_choices('settings', settings, SETTINGS, many=True))
+    if data:
+        check_data(data)
+        if doubleright_root(data) is None:
+            raise UsageError(f"--data {data!r}: ecor-evaluate takes doubleright:DIR (its settings fix their own data sets)")
+        check_rationales(rationales or data_rationales(data), 'rationales' if rationales else 'data')
+        settings = 'doubleright'
+    settings = ','.join(check_choices('settings', settings, SETTINGS + ('doubleright',) if data else SETTINGS, many=True))
     methods = ','.join(check_choices('methods', methods, METHODS, many=True))
     check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     seed_list = check_seeds(seeds)
     tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_categories=max_categories or None, progress=False)
     cfg = BenchConfig(settings=tuple(settings.split(',')), methods=tuple(methods.split(',')), n_train=n_train, n_test=n_test,
                       train=tc, seeds=seed_list, data_seed=data_seed, output_dir=output_dir, checkpoint_dir=checkpoint_dir or None,
-                      cache_dir=cache_dir, gallery_dir=str(Path(cache_dir)/'gallery') if cache_dir else None)
+                      cache_dir=cache_dir, gallery_dir=str(Path(cache_dir)/'gallery') if cache_dir else None,
+                      doubleright=str(doubleright_root(data)) if data else None, doubleright_rationales=rationales or None)
     df = run_benchmark(load_towers(model), cfg)
     print((Path(output_dir)/'results.md').read_text())
     print(f'written: {Path(output_dir)}/results.csv, per_image.csv.gz, summary.csv, comparisons.csv, results.md, results.png')
@@ -343,3 +380,17 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
     for name, ex in zip(pick['label_name'], res):
         print(f'  true: {name}'); [print(f'    {e}') for e in ex]
     print(f'\nresults: {output_dir}/results.md, results.csv, results.png; wall time {time.time()-t0:.0f}s')
+
+# %% ../nbs/11_cli.ipynb #7957a586
+COMMANDS = ('train', 'evaluate', 'explain', 'demo') # the subcommands of `python -m ecor.cli`
+
+def main(argv:list|None=None, # `<command> [flags]`; None: sys.argv[1:]
+        ) -> int:             # the command's exit status (2: no or an unknown command)
+    "`python -m ecor.cli <command> [flags]`: run `ecor-<command>` (the module form that `accelerate launch -m` needs)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f'usage: python -m ecor.cli {{{",".join(COMMANDS)}}} [flags]  (flags: ecor-<command> --help)', file=sys.stderr)
+        return 2
+    return run_command(globals()[argv[0]], argv[1:], prog=f'ecor-{argv[0]}')
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # not when this notebook runs

@@ -4,10 +4,11 @@
 
 # %% ../nbs/07_data.ipynb #6bb0b6a2
 from __future__ import annotations
-import math, warnings
+import json, math, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from importlib.resources import files
 from typing import NamedTuple
 import numpy as np
 import torch
@@ -15,13 +16,67 @@ from torch import Tensor
 from PIL import Image as PILImage, ImageOps
 import datasets
 from datasets import ClassLabel, Dataset, Features, Value, load_dataset
-from .rationales import RationaleSet, normalise, shared_dir
+from .rationales import RationaleSet, normalise, shared_dir, load_dror, dror_file
 
 # %% auto #0
-__all__ = ['SHARED_SETS', 'ALIASES', 'IMG_EXTENSIONS', 'MAX_PIXELS', 'CLIP_MEAN', 'CLIP_STD', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'CLIP_PREPROCESS', 'IMAGENET_PREPROCESS', 'load_image_dataset', 'class_names', 'ClassMatch', 'match_classes',
-           'load_doubleright', 'Targets', 'encode_labels', 'ImageDecodeError', 'to_rgb', 'load_image',
-           'PreprocessConfig', 'preprocess', 'subsample', 'split_classes', 'select_classes', 'holdout']
+__all__ = ['ASSETS', 'DATASETS', 'SHARED_SETS', 'ALIASES', 'IMG_EXTENSIONS', 'MAX_PIXELS', 'CLIP_MEAN', 'CLIP_STD',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_PREPROCESS', 'IMAGENET_PREPROCESS', 'DataSpec', 'register_dataset',
+           'dataset_spec', 'label_list', 'dataset_aliases', 'load_image_dataset', 'class_names', 'ClassMatch',
+           'match_classes', 'match_dataset', 'load_doubleright', 'doubleright_dirs', 'doubleright_name', 'Targets',
+           'encode_labels', 'ImageDecodeError', 'to_rgb', 'load_image', 'PreprocessConfig', 'preprocess', 'subsample',
+           'split_classes', 'select_classes', 'holdout']
+
+# %% ../nbs/07_data.ipynb #0e8acc77
+ASSETS = files('ecor')/'assets' # package data: label lists (labels/) and alias tables (aliases/) of the DROR data sets
+
+@dataclass(frozen=True)
+class DataSpec:
+    "Where a DROR data set's photos come from and how its labels meet its rationale file."
+    name:str                 # the `--data` name
+    hub_id:str|None          # Hugging Face hub dataset id (None: no hub copy chosen, offline only)
+    splits:tuple             # the labelled splits on the hub (or offline)
+    train_split:str          # the split to train on
+    test_split:str           # the split to evaluate on (the data set's official test list)
+    image_col:str            # image column of the hub copy
+    label_col:str            # ClassLabel column of the hub copy (its names are matched to the DROR keys)
+    rationales:str           # DROR rationale set, as `ecor.rationales.dror_file` names it
+    offline:bool = False     # photos also ship in shared/datasets as parquet (read first, without a network)
+    gated:bool = False       # the hub asks to accept terms and for a token (`huggingface-cli login` or HF_TOKEN)
+    revision:str|None = None # hub revision (None: the default branch)
+
+DATASETS = {s.name: s for s in [
+    DataSpec('cifar10', 'uoft-cs/cifar10', ('train', 'test'), 'train', 'test', 'img', 'label', 'cifar10', offline=True),
+    DataSpec('caltech101', None, ('train',), 'train', 'train', 'image', 'label', 'caltech101', offline=True),
+    DataSpec('cifar100', 'uoft-cs/cifar100', ('train', 'test'), 'train', 'test', 'img', 'fine_label', 'cifar100'),
+    DataSpec('food101', 'ethz/food101', ('train', 'validation'), 'train', 'validation', 'image', 'label', 'food101'),
+    DataSpec('sun397', 'tanganke/sun397', ('train', 'test'), 'train', 'test', 'image', 'label', 'SUN'),
+    DataSpec('imagenet', 'ILSVRC/imagenet-1k', ('train', 'validation'), 'train', 'validation', 'image', 'label', 'imagenet',
+             gated=True),
+]} # every DROR data set by name
+
+def register_dataset(spec:DataSpec) -> DataSpec: # the entry, now in DATASETS
+    "Add a data set to the registry, or replace one (e.g. point `sun397` at another hub copy)."
+    if spec.train_split not in spec.splits or spec.test_split not in spec.splits:
+        raise ValueError(f'DataSpec {spec.name!r}: train_split {spec.train_split!r} and test_split {spec.test_split!r} '
+                         f'must be among its splits {spec.splits}')
+    DATASETS[spec.name] = spec
+    return spec
+
+def dataset_spec(name:str) -> DataSpec:
+    "The registry entry of a data set name; an unknown name is an error listing the known ones."
+    if name not in DATASETS: raise ValueError(f'unknown data set {name!r}; known: {", ".join(DATASETS)}')
+    return DATASETS[name]
+
+def label_list(name:str) -> list[str]: # ClassLabel names in label order, as the data set's hub copy writes them
+    "The class names of a registered data set, from the package data (`ecor/assets/labels/<name>.txt`)."
+    f = ASSETS/'labels'/f'{dataset_spec(name).name}.txt'
+    if not f.is_file(): raise FileNotFoundError(f'{f}: no shipped label list for {name!r}')
+    return f.read_text(encoding='utf-8').splitlines()
+
+def dataset_aliases(name:str) -> dict[str, str]: # normalised label -> normalised DROR category ({} if none)
+    "The alias table of a registered data set, from the package data (`ecor/assets/aliases/<name>.json`)."
+    f = ASSETS/'aliases'/f'{dataset_spec(name).name}.json'
+    return json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
 
 # %% ../nbs/07_data.ipynb #13647951
 SHARED_SETS = {'cifar10': ('train', 'test'), 'caltech101': ('train',)} # offline parquet sets and their splits
@@ -43,21 +98,43 @@ def _standardise(ds:Dataset, image_col:str|None, label_col:str|None, source:str)
         ds = ds.add_column('label_name', [names[i] for i in ds.select_columns(['label'])['label']])
     return ds.select_columns(['image', 'label', 'label_name'])
 
-def load_image_dataset(name_or_path:str,          # 'cifar10' / 'caltech101' (offline), a hub id or a local folder
+def _offline_folder(name:str) -> Path|None: # shared/datasets/<name>, if there is one
+    try: folder = shared_dir()/'datasets'/name
+    except FileNotFoundError: return None
+    return folder if folder.is_dir() else None
+
+def _load_hub(spec:DataSpec, split:str, image_col:str|None, label_col:str|None) -> Dataset:
+    "A registered data set's split from its hub copy, standardised; errors say what the hub needs."
+    base = split.split('[')[0]
+    if spec.hub_id is None:
+        raise FileNotFoundError(f'{spec.name}: offline only (no hub copy chosen), and there is no folder datasets/{spec.name} in the '
+                                'shared data folder (ECOR_SHARED, or a shared/ beside the repository)')
+    if base not in spec.splits: raise ValueError(f'{spec.hub_id}: no labelled split {base!r}; available: {spec.splits}')
+    try: ds = load_dataset(spec.hub_id, split=split, revision=spec.revision)
+    except Exception as e:
+        need = (f'it is gated: accept its terms at https://huggingface.co/datasets/{spec.hub_id} and log in (HF_TOKEN)'
+                if spec.gated else 'it downloads from the Hugging Face hub (a network is needed, HF_HUB_OFFLINE unset)')
+        raise ValueError(f'could not load {spec.name!r} from the hub as {spec.hub_id!r} (split {split!r}); {need} '
+                         f'({type(e).__name__}: {e})') from e
+    return _standardise(ds, image_col or spec.image_col, label_col or spec.label_col, spec.hub_id)
+
+def load_image_dataset(name_or_path:str,          # 'cifar10' / 'caltech101' (offline), a `DATASETS` name, a hub id or a local folder
                        split:str='train',         # split, optionally sliced: 'test', 'test[:100]'
                        image_col:str|None=None,   # image column of a non-shared set (default: first Image feature)
                        label_col:str|None=None,   # label column of a non-shared set (default: 'label' / first ClassLabel)
                       ) -> Dataset:               # columns image (PIL), label (ClassLabel), label_name (str)
     "Load an image-classification split as a `datasets.Dataset` with columns image, label, label_name."
     base = split.split('[')[0]
-    if name_or_path in SHARED_SETS:
-        folder = shared_dir()/'datasets'/name_or_path
+    spec = DATASETS.get(name_or_path)
+    if name_or_path in SHARED_SETS and (_offline_folder(name_or_path) is not None or spec is None):
+        folder = _offline_folder(name_or_path) or shared_dir()/'datasets'/name_or_path
         if base not in SHARED_SETS[name_or_path]:
             raise ValueError(f"{folder}: no split {base!r}; available: {SHARED_SETS[name_or_path]}")
         files = sorted(folder.glob(f'{base}-*.parquet'))
         if not files: raise FileNotFoundError(f"{folder}: no {base}-*.parquet shards")
         ds = load_dataset('parquet', data_files={base: [str(f) for f in files]}, split=split)
         return _standardise(ds, None, None, str(folder))
+    if spec is not None: return _load_hub(spec, split, image_col, label_col)
     try: ds = load_dataset(name_or_path, split=split)
     except Exception as e:
         raise ValueError(f"could not load {name_or_path!r} (split {split!r}): it is not one of the offline sets "
@@ -124,6 +201,17 @@ def match_classes(dataset_names:list[str],        # class names of the data set 
     used = set(mapping.values())
     return ClassMatch(mapping, unmatched, how, [c for c in cats if c not in used])
 
+# %% ../nbs/07_data.ipynb #fa53cfcb
+def match_dataset(name:str,                       # a `DATASETS` name
+                  names:list[str]|None=None,      # the class names to match (None: the shipped label list)
+                  rationale_set:RationaleSet|None=None, # the rationale set (None: the data set's DROR file)
+                  strict:bool=True,               # raise if any class is left unmatched
+                 ) -> ClassMatch:
+    "Match a registered data set's class names to its DROR rationale file, with its shipped alias table."
+    spec = dataset_spec(name)
+    rs = rationale_set if rationale_set is not None else load_dror(dror_file(spec.rationales))
+    return match_classes(label_list(name) if names is None else list(names), rs, aliases=dataset_aliases(name), strict=strict)
+
 # %% ../nbs/07_data.ipynb #8fee2544
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp') # as ImageFolder
 
@@ -155,6 +243,21 @@ def load_doubleright(root:str|Path, # benchmark root: <root>/<category>/<rationa
                       'rationale': Value('string'), 'query': Value('int32')})
     return Dataset.from_dict(rows, features=feats)
 
+# %% ../nbs/07_data.ipynb #e7a333b5
+def doubleright_dirs(root:str|Path, # a DoubleRight folder: one tree, or DROR's <root>/train + <root>/test
+                    ) -> tuple[Path, Path|None]: # (train tree, test tree), or (root, None) for a single tree
+    "DROR's released split `<root>/train`, `<root>/test` when both exist, else the one tree and None."
+    root = Path(root)
+    if (root/'train').is_dir() and (root/'test').is_dir(): return root/'train', root/'test'
+    return root, None
+
+def doubleright_name(root:str|Path) -> str: # e.g. 'cifar10' for .../cifar10_dr, 'sun' for .../SUN_dr/test
+    "The data set a DoubleRight folder is named after: its name (its parent's for train/test), lowercase, without `_dr`."
+    p = Path(root).expanduser().resolve()
+    if p.name in ('train', 'test'): p = p.parent
+    n = p.name.lower()
+    return n[:-3] if n.endswith('_dr') else n
+
 # %% ../nbs/07_data.ipynb #70aed8ba
 class Targets(NamedTuple):
     "Per-image targets on a rationale set's gallery."
@@ -164,6 +267,7 @@ class Targets(NamedTuple):
 def encode_labels(ds:Dataset,                  # a data set with a ClassLabel `label` (and maybe `rationale`)
                   class_match:ClassMatch,      # from `match_classes(class_names(ds), rationale_set)`
                   rationale_set:RationaleSet,  # the gallery the indices refer to
+                  strict:bool=False,           # raise if a per-image rationale is not in the set (else -1)
                  ) -> Targets:                 # category [N], rationale [N] (-1 where unknown)
     "Category index (and ground-truth rationale index, else -1) of every image in the rationale set's gallery."
     cat_idx = {c: i for i, c in enumerate(rationale_set.categories)}
@@ -175,7 +279,12 @@ def encode_labels(ds:Dataset,                  # a data set with a ClassLabel `l
         raise ValueError(f"classes without a category in rationale set {rationale_set.name!r}: {bad}")
     if 'rationale' in ds.column_names:
         r_idx = rationale_set.rationale_index
-        rats = np.array([r_idx.get(normalise(r), -1) for r in ds.select_columns(['rationale'])['rationale']], np.int64)
+        given = ds.select_columns(['rationale'])['rationale']
+        rats = np.array([r_idx.get(normalise(r), -1) for r in given], np.int64)
+        if strict and (rats < 0).any():
+            bad = sorted({given[i] for i in np.flatnonzero(rats < 0)})
+            raise ValueError(f"{int((rats < 0).sum())} image(s) have a rationale that rationale set {rationale_set.name!r} "
+                             f"lacks: {bad[:10]}{' ...' if len(bad) > 10 else ''}; use the rationale file the images were collected with")
     else: rats = np.full(len(labels), -1, np.int64)
     return Targets(torch.from_numpy(cats), torch.from_numpy(rats))
 

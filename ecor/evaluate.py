@@ -13,21 +13,22 @@ import torch.nn.functional as F
 from torch import Tensor
 import pandas as pd
 from .definition import inverted_joint, category_marginal
-from .rationales import RationaleSet, load_dror, dror_file
+from .rationales import RationaleSet, load_dror, dror_file, load_rationales
 from .towers import Towers
 from .model import ECOR, ECORConfig
 from .search import SearchResult, search_joint
 from .metrics import (dror_outcomes, set_outcomes, dror_from_topk, dror_substring_from_topk, true_sets_from_membership,
                           OUTCOMES, _outcome)
-from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample, holdout, split_classes, select_classes
+from .data import (load_image_dataset, class_names, match_classes, encode_labels, subsample, holdout, split_classes,
+                       select_classes, load_doubleright, doubleright_dirs, doubleright_name, DATASETS, dataset_aliases)
 from .train import TrainConfig, train, cached_features
 
 # %% auto #0
 __all__ = ['METHODS', 'TRAINED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'SEARCHED', 'METRICS', 'COMPARED', 'pair_joint',
            'descriptor_scores', 'descriptor_joint', 'method_joint', 'method_search', 'joint_outcomes',
-           'search_outcomes', 'summarise', 'joint_metrics', 'Split', 'load_split', 'BenchConfig', 'setting_splits',
-           'run_benchmark', 'summary_table', 'paired_bootstrap', 'comparisons', 'results_markdown', 'write_results',
-           'write_results_from']
+           'search_outcomes', 'summarise', 'joint_metrics', 'Split', 'load_split', 'rationale_set_for',
+           'doubleright_splits', 'BenchConfig', 'setting_splits', 'run_benchmark', 'summary_table', 'paired_bootstrap',
+           'comparisons', 'results_markdown', 'write_results', 'write_results_from']
 
 # %% ../nbs/10_evaluate.ipynb #a3df733e
 METHODS = ('zero-shot', 'descriptors', 'coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent', 'ecor+adapter')
@@ -179,9 +180,10 @@ class Split:
     labels: Tensor
     rset: RationaleSet
     name: str
+    true_rationales: Tensor|None = None  # [N] each photo's own rationale (DoubleRight), None: unknown
 
 def load_split(towers:Towers,            # the image tower computes (or the cache supplies) the features
-               dataset:str,              # 'cifar10' or 'caltech101' (or a hub id)
+               dataset:str,              # an `ecor.data.DATASETS` name (or a hub id)
                split:str,                # 'train' / 'test'; for caltech101: 'train' or 'heldout' (see holdout)
                n:int|None,               # class-balanced subset size, None: all
                categories:list[str]|None=None, # keep only these rationale categories
@@ -190,19 +192,50 @@ def load_split(towers:Towers,            # the image tower computes (or the cach
                progress:bool=True,
               ) -> Split:
     "One side of a setting: a (sub)set of an offline data set, its labels and rationale set, features from the cache."
-    rset = load_dror(dror_file(dataset))
+    spec = DATASETS.get(dataset)
+    rset = load_dror(dror_file(spec.rationales if spec else dataset))
+    aliases = dataset_aliases(dataset) if spec else None
     base = load_image_dataset(dataset, 'train' if split == 'heldout' else split)
     if dataset == 'caltech101' and split in ('train', 'heldout'):
         base = holdout(base, 0.3, seed=0)[split == 'heldout']
-    match = match_classes(class_names(base), rset, strict=True)
+    match = match_classes(class_names(base), rset, aliases=aliases, strict=True)
     if categories is not None:
         rset = rset.subset(categories)
         base = select_classes(base, match.classes_for(categories))
-        match = match_classes(class_names(base), rset)
+        match = match_classes(class_names(base), rset, aliases=aliases)
     ds = subsample(base, n, seed=seed) if n is not None and n < len(base) else base
     labels = encode_labels(ds, match, rset).category
     key = f'{dataset}/{split}/n={n}/seed={seed}/classes={",".join(categories) if categories else "all"}'
     return Split(cached_features(towers.image, ds, cache_dir, data_key=key, progress=progress), labels, rset, f'{dataset}:{split}')
+
+# %% ../nbs/10_evaluate.ipynb #cb4eb2ba
+def rationale_set_for(spec:str) -> RationaleSet:
+    "A rationale set from a DROR name (`cifar10`, `SUN`, a `DATASETS` name) or a JSON / CSV path."
+    if Path(spec).suffix.lower() in ('.json', '.csv') or Path(spec).exists(): return load_rationales(spec)
+    return load_dror(dror_file(DATASETS[spec].rationales if spec in DATASETS else spec))
+
+def doubleright_splits(towers:Towers,        # the image tower computes (or the cache supplies) the features
+                       root:str|Path,        # the DoubleRight folder <category>/<rationale>/<0|1>/<image>
+                       rationales:str|None=None, # DROR name or file of its gallery; None: `doubleright_name(root)`
+                       n_train:int|None=None, # class-balanced training photos, None: all of the train side
+                       n_test:int|None=None,  # class-balanced test photos, None: all of the test side
+                       seed:int=0,            # the holdout and the subsets
+                       cache_dir:str|Path|None='.cache/ecor',
+                       progress:bool=True,
+                      ) -> tuple[Split, Split]: # (train, test), each photo with its own rationale
+    "The `doubleright` setting: DROR's train/test trees (else a stratified 70/30 holdout of the one tree), per-image rationales."
+    root = Path(root).expanduser()
+    rset = rationale_set_for(rationales or doubleright_name(root))
+    tr_dir, te_dir = doubleright_dirs(root)
+    parts = holdout(load_doubleright(root), 0.3, seed=seed) if te_dir is None else (load_doubleright(tr_dir), load_doubleright(te_dir))
+    out = []
+    for side, part, n in zip(('train', 'test'), parts, (n_train, n_test)):
+        if n is not None and n < len(part): part = subsample(part, n, seed=seed)
+        t = encode_labels(part, match_classes(class_names(part), rset, strict=True), rset, strict=True)
+        key = f'doubleright:{root.resolve()}/{side}/n={n}/seed={seed}'
+        feats = cached_features(towers.image, part, cache_dir, data_key=key, progress=progress)
+        out.append(Split(feats, t.category, rset, f'doubleright:{side}', t.rationale))
+    return tuple(out)
 
 # %% ../nbs/10_evaluate.ipynb #2d9c1279
 @dataclass
@@ -221,6 +254,8 @@ class BenchConfig:
     gallery_dir: str|None = None      # text-embedding cache (`cache.GalleryCache`) folder; None: memory only
     progress: bool = True
     bootstrap: int = 2000             # resamples of the paired bootstrap
+    doubleright: str|None = None      # DoubleRight folder of the 'doubleright' setting
+    doubleright_rationales: str|None = None # its gallery: DROR name or file (None: the folder's name)
 
 def setting_splits(towers:Towers, setting:str, cfg:BenchConfig) -> tuple[Split, Split]:
     "(train, test) of a setting."
@@ -233,7 +268,10 @@ def setting_splits(towers:Towers, setting:str, cfg:BenchConfig) -> tuple[Split, 
         seen, unseen = split_classes(load_dror(dror_file('caltech101')).categories, seed=cfg.data_seed)
         return (load_split(towers, 'caltech101', 'train', cfg.n_train, seen, **kw),
                 load_split(towers, 'caltech101', 'heldout', cfg.n_test, unseen, **kw))
-    raise ValueError(f"setting {setting!r}; expected 'seen', 'cross-dataset' or 'unseen'")
+    if setting == 'doubleright':
+        if not cfg.doubleright: raise ValueError("setting 'doubleright' needs BenchConfig.doubleright, the benchmark folder")
+        return doubleright_splits(towers, cfg.doubleright, cfg.doubleright_rationales, cfg.n_train, cfg.n_test, **kw)
+    raise ValueError(f"setting {setting!r}; expected 'seen', 'cross-dataset', 'unseen' or 'doubleright'")
 
 # %% ../nbs/10_evaluate.ipynb #ae1f8333
 def _log(cfg, *a):
@@ -267,13 +305,16 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
                         model = ECOR(towers, ECORConfig(image_adapter=method in ADAPTER)).use_gallery_cache(cfg.gallery_dir)
                         tc = TrainConfig(**{**asdict(cfg.train), 'method': TRAINED[method], 'seed': seed,
                                             'output_dir': str(ck_dir/f'{setting}-{method}-seed{seed}')})
-                        hist = train(model, tr.feats, tr.labels, tr.rset, tc)
+                        hist = train(model, tr.feats, tr.labels, tr.rset, tc, true_rationales=tr.true_rationales)
                         trained[key] = model
                         _log(cfg, f'[seed {seed}] [{setting}] trained {method}: loss {hist[0]["loss"]:.3f} -> {hist[-1]["loss"]:.3f} ({time.time()-t0:.0f}s)')
                     model = trained[key]
                 else: model = desc if method == 'descriptors' else zs
-                if method in SEARCHED: o = search_outcomes(method_search(method, model, te.feats, te.rset, zero_shot=zs), te.labels, te.rset)
-                else: o = joint_outcomes(method_joint(method, model, te.feats, te.rset, zero_shot=zs), te.labels, te.rset)
+                if method in SEARCHED:
+                    o = search_outcomes(method_search(method, model, te.feats, te.rset, zero_shot=zs), te.labels, te.rset,
+                                        te.true_rationales)
+                else: o = joint_outcomes(method_joint(method, model, te.feats, te.rset, zero_shot=zs), te.labels, te.rset,
+                                         te.true_rationales)
                 rows.append(dict(setting=setting, method=method, seed=seed, **summarise(o), n_test=len(te.labels),
                                  seconds=round(time.time() - t0, 1)))
                 per_image.append(pd.DataFrame({'setting': setting, 'method': method, 'seed': seed, 'image': np.arange(len(te.labels)),

@@ -12,7 +12,8 @@ from torch import nn, Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import parse_flag_from_env
 from .rationales import RationaleSet
 from .towers import ImageTower
 from .model import ECOR, save_ecor, load_ecor
@@ -23,7 +24,7 @@ __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'image
            'LossModule', 'TrainConfig', 'file_digest', 'save_checkpoint', 'checkpoint_problem', 'latest_checkpoint',
            'RunLockedError', 'RunLock', 'ResumeMismatchError', 'data_digest', 'check_resume', 'resume_from',
            'set_aside_previous_run', 'NonFiniteError', 'check_train_config', 'check_features', 'check_step',
-           'guarded_run', 'train']
+           'guarded_run', 'on_cpu', 'train']
 
 # %% ../nbs/09_train.ipynb #62c90ab9
 import functools, inspect, os, re, shutil, socket, time, warnings
@@ -404,6 +405,10 @@ def guarded_run(train_fn):
     return run
 
 # %% ../nbs/09_train.ipynb #6f0680f5
+def on_cpu() -> bool: # True: the processes of this run work on the CPU (and talk through gloo)
+    "Whether Accelerate should run on the CPU: asked for (`ACCELERATE_USE_CPU`, `accelerate launch --cpu`) or no GPU."
+    return parse_flag_from_env('ACCELERATE_USE_CPU') or not torch.cuda.is_available()
+
 @guarded_run
 def train(model:ECOR,                  # the model whose prompts (and image head, if learnable) are trained
           feats:Tensor,                # cached image features [N, F]
@@ -419,7 +424,7 @@ def train(model:ECOR,                  # the model whose prompts (and image head
     cfg = cfg or TrainConfig()
     if len(feats) != len(labels): raise ValueError(f'{len(feats)} feature rows but {len(labels)} labels')
     if labels.max() >= len(rset): raise ValueError(f'label {int(labels.max())} out of range for {len(rset)} categories')
-    acc = accelerator or Accelerator()
+    acc = accelerator or Accelerator(cpu=on_cpu(), kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     out_dir = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -443,7 +448,9 @@ def train(model:ECOR,                  # the model whose prompts (and image head
             opt.zero_grad(); acc.backward(terms['loss']); check_step(terms['loss'], params, epoch, step, out_dir); opt.step()
             for k, v in terms.items(): sums[k] = sums.get(k, 0.) + v.item() * len(y)
             n += len(y)
-        history.append({k: v / n for k, v in sums.items()} | dict(epoch=epoch))
+        keys = sorted(sums)   # every process's sums, so the log is the mean over the global batch, not over one shard
+        tot = acc.reduce(torch.tensor([float(n)] + [sums[k] for k in keys], dtype=torch.float64, device=acc.device), 'sum').cpu()
+        history.append({k: (tot[i + 1] / tot[0]).item() for i, k in enumerate(keys)} | dict(epoch=epoch))
         if acc.is_main_process:
             save_checkpoint(acc.unwrap_model(lm).model, opt, epoch, cfg, out_dir/f'checkpoint-epoch{epoch}', history, digest)
             with open(out_dir/'log.jsonl', 'a') as fh: fh.write(json.dumps(history[-1]) + '\n')

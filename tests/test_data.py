@@ -138,3 +138,91 @@ def test_holdout_small_classes():
     ds = Dataset.from_dict({'label': [0, 1, 1, 2, 2, 2]}, features=Features({'label': ClassLabel(names=['a', 'b', 'c'])}))
     tr, te = D.holdout(ds, 0.5, seed=0)
     assert sorted(tr['label']) == [0, 1, 2] and sorted(te['label']) == [1, 2, 2]
+
+
+# --- issue 11: every DROR data set by name ---------------------------------------------------------------------------
+
+MAPPING_COUNTS = {'cifar10': (10, 0, 0, 10), 'caltech101': (79, 20, 2, 100), 'cifar100': (99, 0, 1, 100),
+                  'food101': (41, 60, 0, 101), 'sun397': (397, 0, 0, 397), 'imagenet': (444, 63, 493, 997)}
+
+
+@pytest.mark.parametrize('name', list(MAPPING_COUNTS))
+def test_every_label_maps(name):
+    "Every shipped label of each DROR data set maps to a key of its DROR file, with the documented step counts."
+    e, n, a, keys = MAPPING_COUNTS[name]
+    m = D.match_dataset(name)
+    assert m.unmatched == [] and m.unused == []
+    assert (sum(v == 'exact' for v in m.how.values()), sum(v == 'normalised' for v in m.how.values()),
+            sum(v == 'alias' for v in m.how.values())) == (e, n, a)
+    assert len(set(m.mapping.values())) == keys == len(load_dror(dror_file(D.DATASETS[name].rationales)))
+
+
+def test_shipped_in_the_wheel(tmp_path):
+    "`pip install` ships the label lists and alias tables: they are in a wheel built from this checkout."
+    import subprocess, sys, zipfile
+    root = Path(D.__file__).parent.parent
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob('ecor-*.whl'))).namelist())
+    for ds in D.DATASETS:
+        assert {f'ecor/assets/labels/{ds}.txt', f'ecor/assets/aliases/{ds}.json'} <= names, ds
+
+
+@pytest.mark.parametrize('name,hub_id,split,image_col,label_col', [
+    ('cifar100', 'uoft-cs/cifar100', 'test', 'img', 'fine_label'), ('food101', 'ethz/food101', 'validation', 'image', 'label'),
+    ('sun397', 'tanganke/sun397', 'test', 'image', 'label'), ('imagenet', 'ILSVRC/imagenet-1k', 'validation', 'image', 'label')])
+def test_hub_path(monkeypatch, name, hub_id, split, image_col, label_col):
+    "The hub path asks `datasets.load_dataset` for the registered id and split, reads its columns, and maps every label."
+    calls, names = [], D.label_list(name)
+    def fake(path, split=None, revision=None, **kw):
+        calls.append((path, split, revision))
+        feats = Features({image_col: D.datasets.Image(), label_col: ClassLabel(names=names), 'other': ClassLabel(names=['x', 'y'])})
+        return Dataset.from_dict({image_col: [Image.new('RGB', (4, 4))] * 3, label_col: [0, 1, len(names) - 1], 'other': [1, 1, 1]},
+                                 features=feats)
+    monkeypatch.setattr(D, 'load_dataset', fake)
+    spec = D.DATASETS[name]
+    assert (spec.hub_id, spec.test_split) == (hub_id, split)
+    ds = D.load_image_dataset(name, f'{split}[:3]')
+    assert calls == [(hub_id, f'{split}[:3]', None)]
+    assert ds.column_names == ['image', 'label', 'label_name'] and ds['label_name'] == [names[0], names[1], names[-1]]
+    m = D.match_dataset(name, D.class_names(ds))
+    assert len(m.mapping) == len(names)
+    with pytest.raises(ValueError, match='available'): D.load_image_dataset(name, 'nosuchsplit')
+
+
+def test_hub_renamed_label_is_named(monkeypatch):
+    "A hub copy whose names drift from the shipped list fails strictly, naming the class, instead of mis-scoring."
+    names = D.label_list('food101'); names[5] = 'beet salad (new)'
+    with pytest.raises(ValueError, match=r'beet salad \(new\)'): D.match_dataset('food101', names)
+
+
+def test_hub_errors_offline(monkeypatch):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    with pytest.raises(ValueError, match='gated'): D.load_image_dataset('imagenet', 'validation[:1]')
+    with pytest.raises(ValueError, match='ethz/food101'): D.load_image_dataset('food101', 'train[:1]')
+
+
+def test_register_dataset(monkeypatch):
+    import dataclasses
+    monkeypatch.setitem(D.DATASETS, 'sun397', D.DATASETS['sun397'])
+    alt = D.register_dataset(dataclasses.replace(D.DATASETS['sun397'], hub_id='someone/sun397', revision='abc'))
+    assert D.dataset_spec('sun397') is alt
+    calls = []
+    monkeypatch.setattr(D, 'load_dataset', lambda path, split=None, revision=None: calls.append((path, split, revision)) or 1/0)
+    with pytest.raises(ValueError, match='someone/sun397'): D.load_image_dataset('sun397', 'test')
+    assert calls == [('someone/sun397', 'test', 'abc')]
+    with pytest.raises(ValueError, match='must be among'): D.register_dataset(dataclasses.replace(alt, test_split='val'))
+
+
+def test_cifar10_falls_back_to_the_hub(tmp_path, monkeypatch):
+    "Without the offline parquet folder, cifar10 is read from its hub copy (image column `img`), not an error."
+    monkeypatch.setenv('ECOR_SHARED', str(tmp_path))        # a shared folder without datasets/
+    calls, names = [], D.label_list('cifar10')
+    def fake(path, split=None, revision=None, **kw):
+        calls.append((path, split))
+        return Dataset.from_dict({'img': [Image.new('RGB', (4, 4))], 'label': [3]},
+                                 features=Features({'img': D.datasets.Image(), 'label': ClassLabel(names=names)}))
+    monkeypatch.setattr(D, 'load_dataset', fake)
+    ds = D.load_image_dataset('cifar10', 'test[:1]')
+    assert calls == [('uoft-cs/cifar10', 'test[:1]')] and ds['label_name'] == ['cat']
+    with pytest.raises(FileNotFoundError, match='offline only'): D.load_image_dataset('caltech101', 'train')

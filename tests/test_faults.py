@@ -426,7 +426,7 @@ USAGE = [(cli.explain, ['x.png', '--k', '-3'], '--k -3: expected an integer > 0'
          (cli.explain, ['x.png', '--k', '0'], '--k 0: expected an integer > 0'),
          (cli.explain, ['x.png', '--factorisation', 'bayes'], "--factorisation 'bayes'"),
          (cli.explain, ['x.png', '--model', './missing'], "--model './missing': no such folder"),
-         (cli.train, ['--data', 'cifar11'], "--data 'cifar11': not an offline data set"),
+         (cli.train, ['--data', 'cifar11'], "--data 'cifar11': not a DROR data set"),
          (cli.train, ['--epochs', '0'], '--epochs 0: expected an integer > 0'),
          (cli.train, ['--anchors', '-1'], '--anchors -1: expected an integer >= 0'),
          (cli.train, ['--dror_positives', 'some'], "--dror_positives 'some'"),
