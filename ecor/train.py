@@ -435,6 +435,8 @@ def train(model:ECOR,                  # the model whose prompts (and image head
     if resume and (ck := latest_checkpoint(out_dir)) is not None:
         start, history = resume_from(ck, model, opt, cfg, digest, force_resume)
         acc.print(f'resumed from {ck} (epoch {start - 1})')
+        if acc.is_main_process:   # the log says what the checkpoint says: epochs lost with a skipped checkpoint are dropped
+            atomic_write(out_dir/'log.jsonl', ''.join(json.dumps(h) + '\n' for h in history))
     elif acc.is_main_process: set_aside_previous_run(out_dir)
     true_r = torch.full_like(labels, -1) if true_rationales is None else true_rationales
     lm = LossModule(model, rset, cfg.loss_config(len(rset.categories)))
