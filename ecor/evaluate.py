@@ -339,23 +339,27 @@ def summary_table(df:pd.DataFrame) -> pd.DataFrame: # one row per setting x meth
     out['seeds'], out['n_test'], out['rationale photos'] = g.size(), g['n_test'].first(), g['rationale photos'].first()
     return out.reset_index()
 
-def _scores(per_image:pd.DataFrame, setting:str, method:str, metric:str) -> np.ndarray: # [photos] mean over seeds, NaN if excluded
+def _scores(per_image:pd.DataFrame, setting:str, method:str, metric:str) -> np.ndarray: # [seeds, photos], NaN if excluded
     col, code = COMPARED[metric]
     d = per_image[(per_image.setting == setting) & (per_image.method == method)]
     v = d[col].astype(float) if code is None else (d[col] == code).astype(float).where(d[col] >= 0)
-    return v.groupby(d.image).mean().sort_index().to_numpy()
+    return v.groupby([d.seed, d.image]).mean().unstack('image').sort_index(axis=1).to_numpy()
 
-def paired_bootstrap(a:np.ndarray,   # per-photo scores of method A (mean over seeds), NaN = photo not scored
-                     b:np.ndarray,   # the same photos' scores of method B
+def paired_bootstrap(a:np.ndarray,   # scores of method A, [seeds, photos] (or [photos]: one seed); NaN = photo not scored
+                     b:np.ndarray,   # the same photos' scores of method B, [seeds, photos] (any number of seeds)
                      n:int=2000,     # resamples
                      seed:int=0,     # of the resampling
                     ) -> tuple[float, float, float]: # (mean difference A - B, 2.5 % and 97.5 % quantiles)
-    "Mean paired difference over photos and its bootstrap 95 % interval."
-    ok = ~(np.isnan(a) | np.isnan(b))
-    d = (a - b)[ok]
-    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
-    boot = d[idx].mean(1)
-    return float(d.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+    "Mean paired difference over photos and its 95 % interval, resampling each method's seeds and the shared photos."
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    ok = ~(np.isnan(a).any(0) | np.isnan(b).any(0))
+    a, b = a[:, ok], b[:, ok]
+    rng = np.random.default_rng(seed)
+    ma = a[rng.integers(0, len(a), size=(n, len(a)))].mean(1)         # [n, photos]: A averaged over resampled seeds
+    mb = b[rng.integers(0, len(b), size=(n, len(b)))].mean(1)
+    idx = rng.integers(0, a.shape[1], size=(n, a.shape[1]))          # resampled photos, the same for A and B
+    boot = np.take_along_axis(ma - mb, idx, 1).mean(1)
+    return float((a.mean(0) - b.mean(0)).mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
 
 def comparisons(per_image:pd.DataFrame, # `run_benchmark`'s per-photo outcomes
                 reference:str='ecor',   # the method compared with every other
