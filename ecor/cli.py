@@ -5,54 +5,34 @@
 # %% ../nbs/11_cli.ipynb #ecb04f74
 from __future__ import annotations
 import json, sys, time
+from dataclasses import asdict, replace
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, Param
-from .rationales import RationaleSet, load_rationales, dror_file, DROR_FILES
-from .towers import Towers, clip_towers
-from .model import ECOR, ECORConfig, explain as explain_images, load_ecor
-from .data import load_image_dataset, class_names, match_classes, encode_labels, subsample, load_doubleright
-from .loss import LossConfig
-from .train import TrainConfig, train as train_prompts, cached_features, latest_checkpoint, on_cpu
-from .evaluate import BenchConfig, run_benchmark, METHODS, TRAINED
+from .rationales import RationaleSet, DROR_FILES
+from .hub import HUB_ID, load_towers
+from .model import ECOR, Explanation, load_model, explain as explain_images
+from .data import (load_image_dataset, class_names, match_classes, encode_labels, subsample, load_doubleright,
+                       load_rationale_set)
+from .loss import LossConfig, OBJECTIVES
+from .train import TrainConfig, train as train_prompts, cached_features, on_cpu
+from .evaluate import BenchConfig, run_benchmark, METHODS
 
 # %% auto #0
-__all__ = ['POSITIVE', 'SETTINGS', 'DOUBLERIGHT', 'COMMANDS', 'load_towers', 'load_rationale_set', 'load_model', 'UsageError',
-           'check_numbers', 'check_choices', 'check_seeds', 'check_model', 'doubleright_root', 'check_data',
-           'data_rationales', 'check_rationales', 'check_k', 'check_folder', 'run_command', 'command', 'train',
-           'evaluate', 'explain_files', 'explain', 'demo', 'main']
+__all__ = ['POSITIVE', 'SETTINGS', 'DOUBLERIGHT', 'BENCH', 'COMMANDS', 'UsageError', 'check_numbers', 'check_choices',
+           'check_seeds', 'check_model', 'doubleright_root', 'check_data', 'data_rationales', 'check_rationales',
+           'check_k', 'check_folder', 'run_command', 'command', 'train', 'evaluate', 'explain_files', 'explain', 'demo',
+           'main']
 
 # %% ../nbs/11_cli.ipynb #d48dc08e
 import inspect, math, re, traceback, warnings
 from functools import wraps
 from fastcore.script import anno_parser
 from .definition import Factorisation
-from .loss import METHODS as LOSS_METHODS
-from .data import SHARED_SETS, DATASETS, ImageDecodeError, load_image, dataset_aliases, doubleright_dirs, doubleright_name
+from .images import ImageDecodeError, load_image
+from .data import SHARED_SETS, DATASETS, dataset_aliases, doubleright_dirs, doubleright_name
 from .train import MAX_LR
 from accelerate import PartialState
-
-# %% ../nbs/11_cli.ipynb #8a3145d5
-def load_towers(model:str='default') -> Towers:
-    "Towers for a `--model` argument: 'default' (embedded, offline) or a CLIP hub id / local directory."
-    if model == 'default':
-        from ecor.default import default_towers
-        return default_towers()
-    if not Path(model).exists() and '/' not in model:
-        raise ValueError(f"--model {model!r}: not 'default', not a local directory, not a hub id like 'openai/clip-vit-base-patch32'")
-    return clip_towers(model)
-
-def load_rationale_set(spec:str) -> RationaleSet:
-    "A rationale set for a `--rationales` argument: a DROR name or a JSON / CSV path."
-    if Path(spec).suffix.lower() in ('.json', '.csv') or Path(spec).exists(): return load_rationales(spec)
-    return load_rationales(dror_file(spec))
-
-def load_model(towers:Towers, checkpoint:str|None=None) -> ECOR:
-    "An ECOR model: trained prompts from `checkpoint` (a checkpoint or a training output directory), else hand-written."
-    if not checkpoint: return ECOR(towers, ECORConfig(learn_context=False))
-    p = Path(checkpoint)
-    if not (p/'ecor.safetensors').exists() and (ck := latest_checkpoint(p)) is not None: p = ck
-    return load_ecor(p, towers)
 
 # %% ../nbs/11_cli.ipynb #5d132fc5
 class UsageError(ValueError):
@@ -60,7 +40,6 @@ class UsageError(ValueError):
 
 POSITIVE = ('epochs', 'batch_size', 'k', 'n_train', 'n_test', 'sample_from') # integer flags that must be > 0
 SETTINGS = ('seen', 'cross-dataset', 'unseen')                # `ecor-evaluate --settings` (ecor.evaluate.setting_splits)
-_HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+')
 
 def check_numbers(**flags):
     "Check every number flag: integers in `POSITIVE` > 0, other integers >= 0 (0: all / none), `lr` in (0, MAX_LR], floats finite."
@@ -95,13 +74,13 @@ def check_seeds(value:str) -> tuple: # the seeds as ints
 def _path_like(s:str) -> bool: return s.startswith(('.', '/', '~')) or '\\' in s
 
 def check_model(model:str):
-    "`--model`: 'default', a local folder with config.json, or a hub id."
-    if model == 'default': return
+    "`--model`: 'default', a local folder with config.json, or a hub id ('' where a checkpoint brings its own)."
+    if model in ('default', ''): return
     p = Path(model).expanduser()
     if p.exists():
         if not (p.is_dir() and (p/'config.json').is_file()):
             raise UsageError(f'--model {model!r}: a local model must be a folder with config.json (written by save_pretrained)')
-    elif _path_like(model) or not _HUB_ID.fullmatch(model):
+    elif _path_like(model) or not HUB_ID.fullmatch(model):
         raise UsageError(f"--model {model!r}: no such folder, and not 'default' or a hub id like 'openai/clip-vit-base-patch32'")
 
 DOUBLERIGHT = 'doubleright:' # `--data doubleright:DIR`: a DoubleRight benchmark folder <category>/<rationale>/<0|1>/<image>
@@ -119,7 +98,7 @@ def check_data(data:str, split:str='train'):
     elif data in DATASETS:
         splits = DATASETS[data].splits
         if split.split('[')[0] not in splits: raise UsageError(f'--split {split!r}: {data} has the split(s) {", ".join(splits)}')
-    elif not Path(data).expanduser().is_dir() and (_path_like(data) or not _HUB_ID.fullmatch(data)):
+    elif not Path(data).expanduser().is_dir() and (_path_like(data) or not HUB_ID.fullmatch(data)):
         raise UsageError(f"--data {data!r}: not a DROR data set ({', '.join(DATASETS)}), not doubleright:DIR, not a local "
                          "folder, and not a hub id like 'owner/name'")
 
@@ -205,18 +184,18 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
           split:str='train',         # split to train on (doubleright:DIR: DIR/train if it has train/ and test/, else all of DIR)
           n:int=2000,                # class-balanced training images (0: all)
           rationales:str='',         # rationale set (DROR name or file); default: the data set's
-          method:str='ecor',         # coop | dror | ecor | inverted | independent
-          epochs:int=5,              # passes over the data
-          batch_size:int=64,         # images per step
-          lr:float=2e-3,             # AdamW learning rate
+          method:str=LossConfig.method, # coop | dror | ecor | ecor-inverted | ecor-independent
+          epochs:int=TrainConfig.epochs, # passes over the data
+          batch_size:int=TrainConfig.batch_size, # images per step
+          lr:float=TrainConfig.lr,   # AdamW learning rate
           anchors:int=LossConfig.anchors, # batch categories that get the pair terms per step (0: all)
           neg_categories:int=LossConfig.neg_categories, # sampled categories per softmax over categories (0: all, exact)
           neg_rationales:int=LossConfig.neg_rationales, # sampled rationales per softmax over rationales (0: all, exact)
           neg_pairs:int=LossConfig.neg_pairs, # DROR: sampled pairs per softmax over the gallery (0: all, exact)
-          max_categories:int=0,      # P(c|I): batch categories + sampled others up to this (0: all, exact)
+          max_categories:int=LossConfig.max_categories or 0, # P(c|I): batch categories + sampled others up to this (0: all, exact)
           dror_positives:str=LossConfig.dror_positives, # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
           sample_from:int=TrainConfig.sample_from, # the budgets above apply from this many categories on (1: always)
-          seed:int=0,                # seeds data subset, shuffling and rationale draws
+          seed:int=TrainConfig.seed, # seeds data subset, shuffling and rationale draws
           output_dir:str='runs/train', # checkpoints go here
           resume:bool=False,         # continue from the last checkpoint in output_dir
           force_resume:bool=False,   # resume even from a checkpoint of other settings or data (warns)
@@ -224,7 +203,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
          ):
     "Prompt-tune ECOR (or a baseline) on a data set; writes safetensors checkpoints after every epoch."
     check_numbers(**locals())
-    check_choices('method', method, LOSS_METHODS)
+    check_choices('method', method, OBJECTIVES)
     check_choices('dror_positives', dror_positives, ('all', 'one'))
     check_model(model); check_data(data, split); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     rset = check_rationales(rationales or data_rationales(data), 'rationales' if rationales else 'data')
@@ -240,28 +219,30 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
                                 progress=state.is_main_process)
     torch.manual_seed(seed)
     m = ECOR(towers)
-    cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, anchors=anchors or None,
-                      neg_categories=neg_categories or None, neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
-                      max_categories=max_categories or None, dror_positives=dror_positives, sample_from=sample_from, seed=seed,
-                      output_dir=output_dir)
+    loss = LossConfig(method=method, anchors=anchors or None, neg_categories=neg_categories or None,   # 0: None, exact
+                      neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
+                      max_categories=max_categories or None, dror_positives=dror_positives)
+    cfg = TrainConfig(loss, epochs=epochs, batch_size=batch_size, lr=lr, sample_from=sample_from, seed=seed, output_dir=output_dir)
     hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
                          force_resume=force_resume)
     if state.is_main_process:
         for h in hist: print(json.dumps(h))
 
 # %% ../nbs/11_cli.ipynb #c05fbde1
+BENCH = BenchConfig() # `ecor-evaluate`'s defaults are the benchmark's
+
 @command
 def evaluate(model:str='default',        # 'default' or a CLIP hub id / local directory
              settings:str='seen,cross-dataset,unseen', # comma-separated: seen, cross-dataset, unseen
              methods:str=','.join(METHODS), # comma-separated methods
-             n_train:int=2000,            # training images per setting
-             n_test:int=1000,             # test images per setting
-             epochs:int=4,                # training epochs of each trained method
-             batch_size:int=64,           # images per step
-             lr:float=2e-3,               # AdamW learning rate
-             max_categories:int=10,       # categories per training batch (0: all)
+             n_train:int=BENCH.n_train,   # training images per setting
+             n_test:int=BENCH.n_test,     # test images per setting
+             epochs:int=BENCH.train.epochs, # training epochs of each trained method
+             batch_size:int=BENCH.train.batch_size, # images per step
+             lr:float=BENCH.train.lr,     # AdamW learning rate
+             max_categories:int=BENCH.train.loss.max_categories or 0, # categories per training batch (0: all)
              seeds:str='0',               # comma-separated training seeds (every trained method is trained once per seed)
-             data_seed:int=0,             # the test photos and the class split (the same for every seed)
+             data_seed:int=BENCH.data_seed, # the test photos and the class split (the same for every seed)
              output_dir:str='runs/benchmark', # results.{csv,md,png}, summary, comparisons, per-photo outcomes
              checkpoint_dir:str='',       # trained prompts go here (empty: output_dir/checkpoints)
              cache_dir:str='.cache/ecor', # image-feature cache
@@ -280,7 +261,8 @@ def evaluate(model:str='default',        # 'default' or a CLIP hub id / local di
     methods = ','.join(check_choices('methods', methods, METHODS, many=True))
     check_model(model); check_folder('output_dir', output_dir); check_folder('cache_dir', cache_dir)
     seed_list = check_seeds(seeds)
-    tc = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_categories=max_categories or None, progress=False)
+    tc = replace(BENCH.train, loss=replace(BENCH.train.loss, max_categories=max_categories or None), epochs=epochs,
+                 batch_size=batch_size, lr=lr)
     cfg = BenchConfig(settings=tuple(settings.split(',')), methods=tuple(methods.split(',')), n_train=n_train, n_test=n_test,
                       train=tc, seeds=seed_list, data_seed=data_seed, output_dir=output_dir, checkpoint_dir=checkpoint_dir or None,
                       cache_dir=cache_dir, gallery_dir=str(Path(cache_dir)/'gallery') if cache_dir else None,
@@ -307,12 +289,12 @@ def explain_files(model:ECOR,           # the model
         if not good: continue
         res = explain_images(model, [im for _, im in good], rset.categories, rset.unique_rationales, k, factorisation)
         for (j, _), ex in zip(good, res):
-            out[j]['explanations'] = [dict(category=e.category, rationale=e.rationale, prob=round(e.prob, 4)) for e in ex]
+            out[j]['explanations'] = [asdict(e) for e in ex]
     return out
 
 @command
 def explain(images:Param('image files', nargs='+'),
-            model:str='default',       # 'default' or a CLIP hub id / local directory
+            model:str='',              # '': the checkpoint's towers (none: 'default'); or 'default', a CLIP hub id / local directory
             checkpoint:str='',         # trained prompts (checkpoint or training output dir); empty: hand-written prompts
             rationales:str='cifar10',  # rationale set: DROR name or JSON / CSV file
             k:int=5,                   # explanations per image
@@ -330,8 +312,8 @@ def explain(images:Param('image files', nargs='+'),
     if ground: check_folder('ground', ground)
     rset = check_rationales(rationales)
     check_k(k, rset)
-    towers = load_towers(model)
-    model = load_model(towers, checkpoint).use_gallery_cache(Path(cache_dir)/'gallery' if cache_dir else None)
+    model = load_model(load_towers(model) if model else '', checkpoint)
+    model.use_gallery_cache(Path(cache_dir)/'gallery' if cache_dir else None)
     res = explain_files(model, list(images), rset, k, factorisation)
     if ground:
         from ecor.grounding import ground_files
@@ -341,7 +323,7 @@ def explain(images:Param('image files', nargs='+'),
         for r in res:
             if 'error' in r: continue
             print(r['image'])
-            for e in r['explanations']: print(f"  {e['category']} because there is {e['rationale']}: {e['prob']:.3f}")
+            for e in r['explanations']: print(f'  {Explanation(**e)}')
         if ground: print(f"overlays of {sum(len(r.get('explanations', [])) for r in res)} explanations written to {ground}")
     failed = [r for r in res if 'error' in r]
     for r in failed: print(f'ecor-explain: error: {r["error"]}', file=sys.stderr)
@@ -374,7 +356,7 @@ def demo(model:str='default',     # 'default' or a CLIP hub id / local directory
     test = load_image_dataset('cifar10', 'test')
     pick = subsample(test, n_explain, seed=1)
     ck = Path(output_dir)/'checkpoints'/'seen-ecor-seed0'
-    m = (load_model(towers, str(ck)) if 'ecor' in cfg.methods else load_model(towers)).use_gallery_cache(cfg.gallery_dir)
+    m = load_model(towers, ck if 'ecor' in cfg.methods else '').use_gallery_cache(cfg.gallery_dir)
     res = explain_images(m, pick['image'], rset.categories, rset.unique_rationales, k=3)
     print('Explanations of CIFAR-10 test photos (ECOR, trained prompts):')
     for name, ex in zip(pick['label_name'], res):

@@ -13,18 +13,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
-from PIL import Image as PILImage, ImageOps
 import datasets
 from datasets import ClassLabel, Dataset, Features, Value, load_dataset
-from .rationales import RationaleSet, normalise, shared_dir, load_dror, dror_file
+from .rationales import RationaleSet, normalise, shared_dir, load_dror, dror_file, load_rationales
 
 # %% auto #0
-__all__ = ['ASSETS', 'DATASETS', 'SHARED_SETS', 'ALIASES', 'IMG_EXTENSIONS', 'MAX_PIXELS', 'CLIP_MEAN', 'CLIP_STD',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_PREPROCESS', 'IMAGENET_PREPROCESS', 'DataSpec', 'register_dataset',
-           'dataset_spec', 'label_list', 'dataset_aliases', 'load_image_dataset', 'class_names', 'ClassMatch',
+__all__ = ['ASSETS', 'DATASETS', 'SHARED_SETS', 'ALIASES', 'IMG_EXTENSIONS', 'DataSpec', 'register_dataset', 'dataset_spec',
+           'label_list', 'dataset_aliases', 'load_rationale_set', 'load_image_dataset', 'class_names', 'ClassMatch',
            'match_classes', 'match_dataset', 'load_doubleright', 'doubleright_dirs', 'doubleright_name', 'Targets',
-           'encode_labels', 'ImageDecodeError', 'to_rgb', 'load_image', 'PreprocessConfig', 'preprocess', 'subsample',
-           'split_classes', 'select_classes', 'holdout']
+           'encode_labels', 'subsample', 'split_classes', 'select_classes', 'holdout']
 
 # %% ../nbs/07_data.ipynb #0e8acc77
 ASSETS = files('ecor')/'assets' # package data: label lists (labels/) and alias tables (aliases/) of the DROR data sets
@@ -77,6 +74,13 @@ def dataset_aliases(name:str) -> dict[str, str]: # normalised label -> normalise
     "The alias table of a registered data set, from the package data (`ecor/assets/aliases/<name>.json`)."
     f = ASSETS/'aliases'/f'{dataset_spec(name).name}.json'
     return json.loads(f.read_text(encoding='utf-8')) if f.is_file() else {}
+
+# %% ../nbs/07_data.ipynb #b8cba846
+def load_rationale_set(spec:str|Path, # a `DATASETS` name, a DROR file name, or a JSON / CSV path
+                      ) -> RationaleSet:
+    "A rationale set from a data set name, a DROR name, or a file."
+    if Path(spec).suffix.lower() in ('.json', '.csv') or Path(spec).exists(): return load_rationales(spec)
+    return load_rationales(dror_file(DATASETS[spec].rationales if spec in DATASETS else spec))
 
 # %% ../nbs/07_data.ipynb #13647951
 SHARED_SETS = {'cifar10': ('train', 'test'), 'caltech101': ('train',)} # offline parquet sets and their splits
@@ -287,132 +291,6 @@ def encode_labels(ds:Dataset,                  # a data set with a ClassLabel `l
                              f"lacks: {bad[:10]}{' ...' if len(bad) > 10 else ''}; use the rationale file the images were collected with")
     else: rats = np.full(len(labels), -1, np.int64)
     return Targets(torch.from_numpy(cats), torch.from_numpy(rats))
-
-# %% ../nbs/07_data.ipynb #e41479bb
-MAX_PIXELS = 89_478_485 # load_image's default pixel limit: PIL's DecompressionBombWarning threshold (268 MB as RGB)
-
-class ImageDecodeError(ValueError):
-    "An image that cannot be decoded to 8-bit RGB; the message starts with the file (or image) name."
-
-def _to_uint8(a:np.ndarray,  # pixel values of one band, any numeric dtype
-              scale:float,   # the divisor that maps the range onto [0, 255]
-             ) -> np.ndarray: # uint8, rounded
-    return np.clip(np.rint(a / scale), 0, 255).astype(np.uint8)
-
-def _scale_band(im:PILImage.Image, src:str) -> np.ndarray: # uint8 [H, W]
-    "A 16-bit, 32-bit integer or float single-band image as 8 bits, by the documented rules."
-    a, m = np.asarray(im), im.mode
-    if m.startswith('I;16'): return _to_uint8(a.astype(np.float64), 257.0)
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all(): raise ImageDecodeError(f'{src}: {m} image with NaN or infinite pixels')
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if m == 'I':
-        if lo >= 0 and hi <= 255: return _to_uint8(a, 1.0)
-        if lo >= 0 and hi <= 65535: return _to_uint8(a, 257.0)
-        raise ImageDecodeError(f'{src}: 32-bit integer image with values in [{lo:g}, {hi:g}]; expected 8-bit [0, 255] or 16-bit [0, 65535] data')
-    if lo >= 0 and hi <= 1: return _to_uint8(a, 1 / 255)
-    if lo >= 0 and hi <= 255: return _to_uint8(a, 1.0)
-    raise ImageDecodeError(f'{src}: float image with values in [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255]')
-
-def to_rgb(im:PILImage.Image, # a PIL image, any mode
-           src:str='image',   # its name in error messages (the file path)
-          ) -> PILImage.Image: # 8-bit RGB, upright
-    "Any PIL image as 8-bit RGB: EXIF orientation applied, 16-bit / float pixels scaled, transparency over white."
-    try:
-        if im.getexif().get(0x0112, 1) != 1: im = ImageOps.exif_transpose(im)   # tag 0x0112: Orientation
-    except Exception as e: raise ImageDecodeError(f'{src}: unreadable EXIF orientation ({type(e).__name__}: {e})') from e
-    m = im.mode
-    if m == 'RGB': return im
-    if m.startswith('I') or m == 'F': return PILImage.fromarray(_scale_band(im, src)).convert('RGB')
-    if 'A' in im.getbands() or 'a' in im.getbands() or im.info.get('transparency') is not None:
-        rgba = (im.convert('LA') if m == 'La' else im).convert('RGBA')
-        return PILImage.alpha_composite(PILImage.new('RGBA', im.size, (255, 255, 255, 255)), rgba).convert('RGB')
-    try: return im.convert('RGB')
-    except Exception as e: raise ImageDecodeError(f'{src}: cannot convert mode {m!r} to RGB ({e})') from e
-
-# %% ../nbs/07_data.ipynb #5547409c
-def load_image(path:str|Path,              # an image file
-               max_pixels:int|None=MAX_PIXELS, # refuse images with more pixels (None: no limit but PIL's own)
-              ) -> PILImage.Image:         # 8-bit RGB, upright (`to_rgb`)
-    "Decode an image file to RGB; every failure is an `ImageDecodeError` (or `FileNotFoundError`) naming the file."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'{path}: no such file')
-    if path.is_dir(): raise ImageDecodeError(f'{path}: a folder, not an image file')
-    if path.stat().st_size == 0: raise ImageDecodeError(f'{path}: empty file (0 bytes)')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', PILImage.DecompressionBombWarning)  # the limit below says it better
-        try: im = PILImage.open(path)
-        except PILImage.UnidentifiedImageError:
-            with open(path, 'rb') as f: head = f.read(16)
-            raise ImageDecodeError(f'{path}: not an image file PIL can read (it starts with {head!r})') from None
-        except PILImage.DecompressionBombError as e:
-            raise ImageDecodeError(f'{path}: over the pixel limit, a decompression bomb? (PIL: {e})') from None
-        except Exception as e: raise ImageDecodeError(f'{path}: cannot open ({type(e).__name__}: {e})') from e
-    try:
-        w, h = im.size
-        if max_pixels is not None and w * h > max_pixels:
-            raise ImageDecodeError(f'{path}: {w}x{h} = {w*h:,} pixels, over the pixel limit of {max_pixels:,} (a '
-                                   'decompression bomb? pass a larger max_pixels for a real image this large)')
-        try: im.load()
-        except Exception as e:
-            raise ImageDecodeError(f'{path}: cannot decode: truncated or corrupt ({type(e).__name__}: {e})') from e
-        out = to_rgb(im, str(path))
-        return im.copy() if out is im else out   # `close` below would free the pixels of `im`
-    finally: im.close()
-
-# %% ../nbs/07_data.ipynb #843a6b29
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP pixel mean (RGB)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)  # OpenAI CLIP pixel std (RGB)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)            # ImageNet pixel mean (RGB)
-IMAGENET_STD = (0.229, 0.224, 0.225)             # ImageNet pixel std (RGB)
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    "How PIL images become a normalised [B, 3, size, size] tensor."
-    size:int = 224                     # output height = width
-    mean:tuple = CLIP_MEAN             # per-channel mean (RGB), in [0, 1] units
-    std:tuple = CLIP_STD               # per-channel std (RGB), in [0, 1] units
-    resize:str = 'shortest'            # 'shortest': short side -> resize_to, keep aspect; 'squash': straight to size x size
-    crop:str = 'center'                # 'center': center crop size x size (the only crop implemented)
-    resize_to:int|None = None          # short side before cropping (None: = size); 'shortest' only
-
-    def __post_init__(self):
-        if self.resize not in ('shortest', 'squash'): raise ValueError(f"PreprocessConfig.resize={self.resize!r}: use 'shortest' or 'squash'")
-        if self.crop != 'center': raise ValueError(f"PreprocessConfig.crop={self.crop!r}: only 'center' is implemented")
-        if len(self.mean) != 3 or len(self.std) != 3: raise ValueError(f"PreprocessConfig mean/std need 3 values, got {self.mean}, {self.std}")
-        if (self.resize_to or self.size) < self.size: raise ValueError(f"PreprocessConfig.resize_to={self.resize_to} < size={self.size}")
-
-    def config_key(self) -> str: # e.g. 'shortest224-center224-bicubic-m0.48145466,...-s0.26862954,...'
-        "A string naming the transform, for cache keys."
-        fmt = lambda v: ','.join(repr(float(x)) for x in v)  # lossless
-        r = f'{self.resize}{self.resize_to or self.size}' if self.resize == 'shortest' else f'squash{self.size}'
-        return f'{r}-{self.crop}{self.size}-bicubic-m{fmt(self.mean)}-s{fmt(self.std)}'
-
-CLIP_PREPROCESS = PreprocessConfig(224, CLIP_MEAN, CLIP_STD)              # OpenAI CLIP's transform
-IMAGENET_PREPROCESS = PreprocessConfig(224, IMAGENET_MEAN, IMAGENET_STD)  # ImageNet statistics, same resize/crop
-
-def _resize_crop(im:PILImage.Image, cfg:PreprocessConfig, src:str='image') -> np.ndarray:
-    "One image as RGB, resized and center-cropped, as uint8 [size, size, 3]; only the crop is ever resampled."
-    im = to_rgb(im, src)
-    s = cfg.size
-    if cfg.resize == 'squash': return np.asarray(im.resize((s, s), PILImage.BICUBIC))
-    t, (w, h) = cfg.resize_to or s, im.size
-    nw, nh = (t, int(t * h / w)) if w <= h else (int(t * w / h), t)
-    top, left = (nh - s) // 2, (nw - s) // 2
-    if nw * nh <= 4 * s * s:  # an ordinary photo: resize whole, then crop (pixel for pixel what transformers does)
-        return np.asarray(im.resize((nw, nh), PILImage.BICUBIC))[top:top+s, left:left+s]
-    sx, sy = w / nw, h / nh   # a long strip: resample only the crop's source rectangle (PIL's `box`)
-    return np.asarray(im.resize((s, s), PILImage.BICUBIC, box=(left * sx, top * sy, (left + s) * sx, (top + s) * sy)))
-
-def preprocess(images:list,                          # PIL images (any mode, any size)
-               cfg:PreprocessConfig=CLIP_PREPROCESS, # the transform
-              ) -> Tensor:                           # float32 [B, 3, size, size]
-    "Resize, center-crop, scale to [0, 1] and normalise a list of PIL images, without torchvision."
-    if len(images) == 0: raise ValueError("preprocess: empty image list")
-    a = np.stack([_resize_crop(im, cfg, getattr(im, 'filename', '') or f'image {i}') for i, im in enumerate(images)])
-    a = a.astype(np.float32) / 255.0
-    a = (a - np.array(cfg.mean, np.float32)) / np.array(cfg.std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
 
 # %% ../nbs/07_data.ipynb #b28270da
 def _labels(ds:Dataset) -> np.ndarray: return np.asarray(ds.select_columns(['label'])['label'], dtype=np.int64)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['NEEDS', 'ecor_joint', 'inverted_joint', 'independent_joint', 'Factorisation', 'log_joint', 'category_marginal',
-           'rationale_marginal', 'Explanations', 'top_explanations']
+           'rationale_marginal', 'TopPairs', 'top_explanations']
 
 # %% ../nbs/00_definition.ipynb #2c847fa6
 def ecor_joint(log_r:Tensor,   # log P(R|I), [N, R]
@@ -68,7 +68,7 @@ def rationale_marginal(log_joint:Tensor, # log P(c,R|I), [N, C, R]
     return torch.logsumexp(log_joint, dim=1)
 
 # %% ../nbs/00_definition.ipynb #0b6405fd
-class Explanations(NamedTuple):
+class TopPairs(NamedTuple):
     "Top-k (category, rationale) pairs per image."
     category: Tensor  # [N, k] category indices
     rationale: Tensor # [N, k] rationale indices
@@ -76,11 +76,11 @@ class Explanations(NamedTuple):
 
 def top_explanations(log_joint:Tensor, # log P(c,R|I), [N, C, R]
                      k:int=5,          # how many pairs per image (capped at C*R)
-                    ) -> Explanations:
+                    ) -> TopPairs:
     "The k most probable (category, rationale) pairs of each image, best first."
     N, C, R = log_joint.shape
     flat = log_joint.reshape(N, C*R)
     k = min(k, C*R)
     # stable sort on -x keeps gallery order among ties (topk does not promise any order among ties)
     idx = torch.sort(-flat, dim=1, stable=True).indices[:, :k]
-    return Explanations(idx // R, idx % R, flat.gather(1, idx))
+    return TopPairs(idx // R, idx % R, flat.gather(1, idx))

@@ -5,7 +5,7 @@
 # %% ../nbs/10_evaluate.ipynb #55eb27ad
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -20,20 +20,24 @@ from .search import SearchResult, search_joint
 from .metrics import (dror_outcomes, set_outcomes, dror_from_topk, dror_substring_from_topk, true_sets_from_membership,
                           OUTCOMES, _outcome)
 from .data import (load_image_dataset, class_names, match_classes, encode_labels, subsample, holdout, split_classes,
-                       select_classes, load_doubleright, doubleright_dirs, doubleright_name, DATASETS, dataset_aliases)
+                       select_classes, load_doubleright, doubleright_dirs, doubleright_name, DATASETS, dataset_aliases,
+                       load_rationale_set)
+from .loss import LossConfig
 from .train import TrainConfig, train, cached_features
 
 # %% auto #0
-__all__ = ['METHODS', 'TRAINED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'SEARCHED', 'METRICS', 'COMPARED', 'pair_joint',
+__all__ = ['METHODS', 'TRAINED', 'SEARCHED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'METRICS', 'COMPARED', 'pair_joint',
            'descriptor_scores', 'descriptor_joint', 'method_joint', 'method_search', 'joint_outcomes',
-           'search_outcomes', 'summarise', 'joint_metrics', 'Split', 'load_split', 'rationale_set_for',
-           'doubleright_splits', 'BenchConfig', 'setting_splits', 'run_benchmark', 'summary_table', 'paired_bootstrap',
-           'comparisons', 'results_markdown', 'write_results', 'write_results_from']
+           'search_outcomes', 'summarise', 'joint_metrics', 'Split', 'load_split', 'doubleright_splits', 'BenchConfig',
+           'setting_splits', 'run_benchmark', 'summary_table', 'paired_bootstrap', 'comparisons', 'results_markdown',
+           'write_results', 'write_results_from']
 
 # %% ../nbs/10_evaluate.ipynb #a3df733e
 METHODS = ('zero-shot', 'descriptors', 'coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent', 'ecor+adapter')
-TRAINED = {'coop': 'coop', 'dror': 'dror', 'ecor': 'ecor', 'ecor-inverted': 'inverted', 'ecor-independent': 'independent',
-           'ecor+adapter': 'ecor'}  # method -> loss (ecor.loss.METHODS)
+TRAINED = {'coop': 'coop', 'dror': 'dror', 'ecor': 'ecor', 'ecor-inverted': 'ecor-inverted', 'ecor-independent': 'ecor-independent',
+           'ecor+adapter': 'ecor'}  # method -> its loss (`ecor.loss.OBJECTIVES`, the same spelling)
+SEARCHED = {'coop': 'inverted', 'descriptors': 'inverted', 'ecor': 'ecor', 'ecor-inverted': 'inverted',
+            'ecor-independent': 'independent', 'ecor+adapter': 'ecor'}  # method -> the factorisation it scores (and searches) with
 ADAPTER = ('ecor+adapter',)        # methods trained with ECORConfig(image_adapter=True)
 DESCRIPTOR_TEMPLATE = '{category} which has {rationale}'
 
@@ -50,7 +54,7 @@ def descriptor_scores(model:ECOR,         # a model whose 'pair' template is DES
     cats, rats, mem = rset.categories, rset.unique_rationales, rset.membership
     own = [(c, rats[r]) for c, r in mem.nonzero().tolist()] + [(c, cats[c]) for c in (~mem.any(1)).nonzero()[:, 0].tolist()]
     t = model.text_embeds('pair', [dict(category=cats[c], rationale=r) for c, r in own])
-    s = model.logit_scale * img @ t.T                                                      # [N, pairs]
+    s = model.similarity(img, t)                                                           # [N, pairs]
     owner = torch.tensor([c for c, _ in own])
     total = torch.zeros(len(img), len(cats)).index_add_(1, owner, s.float())
     return total / torch.bincount(owner, minlength=len(cats)).clamp(min=1)
@@ -83,13 +87,10 @@ def method_joint(method:str,            # one of METHODS
             zs = zero_shot or model
             lc = torch.log_softmax(model.logits(img, cats, rats, ('c',))['c'], -1)
             out.append(inverted_joint(lc, torch.log_softmax(zs.logits(zs.image_embeds(features=feats[i:i+batch]), cats, rats, ('pair',))['pair'], 2)))
-        else: out.append(model(cats, rats, features=feats[i:i+batch], factorisation=TRAINED[method]).log_joint)
+        else: out.append(model(cats, rats, features=feats[i:i+batch], factorisation=SEARCHED[method]).log_joint)
     return torch.cat(out)
 
 # %% ../nbs/10_evaluate.ipynb #8bd7b96a
-SEARCHED = {'coop': 'inverted', 'descriptors': 'inverted', 'ecor': 'ecor', 'ecor-inverted': 'inverted',
-            'ecor-independent': 'independent', 'ecor+adapter': 'ecor'}  # method -> the factorisation its search runs
-
 @torch.no_grad()
 def method_search(method:str,            # one of SEARCHED
                   model:ECOR,            # the method's model
@@ -192,12 +193,11 @@ def load_split(towers:Towers,            # the image tower computes (or the cach
                progress:bool=True,
               ) -> Split:
     "One side of a setting: a (sub)set of an offline data set, its labels and rationale set, features from the cache."
-    spec = DATASETS.get(dataset)
-    rset = load_dror(dror_file(spec.rationales if spec else dataset))
-    aliases = dataset_aliases(dataset) if spec else None
+    rset = load_rationale_set(dataset)
+    aliases = dataset_aliases(dataset) if dataset in DATASETS else None
     base = load_image_dataset(dataset, 'train' if split == 'heldout' else split)
     if dataset == 'caltech101' and split in ('train', 'heldout'):
-        base = holdout(base, 0.3, seed=0)[split == 'heldout']
+        base = holdout(base, 0.3, seed=seed)[split == 'heldout']
     match = match_classes(class_names(base), rset, aliases=aliases, strict=True)
     if categories is not None:
         rset = rset.subset(categories)
@@ -209,11 +209,6 @@ def load_split(towers:Towers,            # the image tower computes (or the cach
     return Split(cached_features(towers.image, ds, cache_dir, data_key=key, progress=progress), labels, rset, f'{dataset}:{split}')
 
 # %% ../nbs/10_evaluate.ipynb #cb4eb2ba
-def rationale_set_for(spec:str) -> RationaleSet:
-    "A rationale set from a DROR name (`cifar10`, `SUN`, a `DATASETS` name) or a JSON / CSV path."
-    if Path(spec).suffix.lower() in ('.json', '.csv') or Path(spec).exists(): return load_rationales(spec)
-    return load_dror(dror_file(DATASETS[spec].rationales if spec in DATASETS else spec))
-
 def doubleright_splits(towers:Towers,        # the image tower computes (or the cache supplies) the features
                        root:str|Path,        # the DoubleRight folder <category>/<rationale>/<0|1>/<image>
                        rationales:str|None=None, # DROR name or file of its gallery; None: `doubleright_name(root)`
@@ -225,7 +220,7 @@ def doubleright_splits(towers:Towers,        # the image tower computes (or the 
                       ) -> tuple[Split, Split]: # (train, test), each photo with its own rationale
     "The `doubleright` setting: DROR's train/test trees (else a stratified 70/30 holdout of the one tree), per-image rationales."
     root = Path(root).expanduser()
-    rset = rationale_set_for(rationales or doubleright_name(root))
+    rset = load_rationale_set(rationales or doubleright_name(root))
     tr_dir, te_dir = doubleright_dirs(root)
     parts = holdout(load_doubleright(root), 0.3, seed=seed) if te_dir is None else (load_doubleright(tr_dir), load_doubleright(te_dir))
     out = []
@@ -245,7 +240,7 @@ class BenchConfig:
     methods: tuple = METHODS          # which methods
     n_train: int|None = 2000          # training images per setting (class-balanced)
     n_test: int|None = 1000           # test images per setting (class-balanced)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, max_categories=10, progress=False))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(LossConfig(max_categories=10), epochs=4, progress=False))
     seeds: tuple = (0,)               # training seeds: every trained method is trained once per seed
     data_seed: int = 0                # the photos of each setting and the class split (the same for every seed)
     output_dir: str = 'runs/benchmark' # results (and checkpoints, unless checkpoint_dir says otherwise)
@@ -303,8 +298,8 @@ def run_benchmark(towers:Towers, cfg:BenchConfig|None=None) -> pd.DataFrame:
                     if key not in trained:
                         torch.manual_seed(seed)
                         model = ECOR(towers, ECORConfig(image_adapter=method in ADAPTER)).use_gallery_cache(cfg.gallery_dir)
-                        tc = TrainConfig(**{**asdict(cfg.train), 'method': TRAINED[method], 'seed': seed,
-                                            'output_dir': str(ck_dir/f'{setting}-{method}-seed{seed}')})
+                        tc = replace(cfg.train, loss=replace(cfg.train.loss, method=TRAINED[method]), seed=seed,
+                                     output_dir=str(ck_dir/f'{setting}-{method}-seed{seed}'))
                         hist = train(model, tr.feats, tr.labels, tr.rset, tc, true_rationales=tr.true_rationales)
                         trained[key] = model
                         _log(cfg, f'[seed {seed}] [{setting}] trained {method}: loss {hist[0]["loss"]:.3f} -> {hist[-1]["loss"]:.3f} ({time.time()-t0:.0f}s)')

@@ -11,15 +11,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['METHODS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'method_loss']
+__all__ = ['OBJECTIVES', 'RENAMED', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'method_loss']
 
 # %% ../nbs/05_loss.ipynb #17269e08
-METHODS = ('coop', 'dror', 'ecor', 'inverted', 'independent')
+OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
+RENAMED = {'inverted': 'ecor-inverted', 'independent': 'ecor-independent'} # older spellings, read as the new ones
 
 @dataclass
 class LossConfig:
     "What to train and how much text one step encodes: each softmax is exact (None) or sampled with log-Q correction."
-    method: str = 'ecor'              # one of METHODS
+    method: str = 'ecor'              # one of OBJECTIVES
     anchors: int|None = 4             # batch categories (at their drawn rationale) that get the pair terms; None: all
     neg_categories: int|None = 4      # sampled categories per softmax over categories at a rationale; None: all C (exact)
     neg_rationales: int|None = 8      # sampled rationales added to each softmax over rationales; None: all R (exact)
@@ -28,7 +29,8 @@ class LossConfig:
     dror_positives: str = 'all'       # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
 
     def __post_init__(self):
-        if self.method not in METHODS: raise ValueError(f'LossConfig.method={self.method!r}; expected one of {METHODS}')
+        self.method = RENAMED.get(self.method, self.method)
+        if self.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={self.method!r}; expected one of {OBJECTIVES}')
         for f in ('anchors', 'neg_categories', 'neg_rationales', 'neg_pairs', 'max_categories'):
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
@@ -132,7 +134,7 @@ def _pair_entries(method:str, sg:StepGallery, labels:Tensor, a:Tensor, C:int, R:
         lw = torch.cat([torch.zeros(len(a), 1), torch.where(sg.neg_cats[None] == c[:, None], ninf, sg.neg_cat_logw)], 1)
         pos = torch.zeros_like(ent, dtype=torch.bool); pos[:, 0] = True
         return ent, lw, pos
-    if method == 'inverted': # softmax over rationales at the true category c
+    if method == 'ecor-inverted': # softmax over rationales at the true category c
         r = torch.cat([d[:, None], sg.rat_neg[None].expand(len(a), -1)], 1)
         pi = 1 - (1 - sg.rat_q) * (1 - p.gather(1, r))
         lw = -torch.log(pi)
@@ -151,7 +153,7 @@ def _pair_entries(method:str, sg:StepGallery, labels:Tensor, a:Tensor, C:int, R:
         lw, pos = -torch.log(pi), mine & sg.positives[a].gather(1, pr)
     return ent, lw.masked_fill(dup, ninf), pos
 
-def method_loss(model,                   # an `ecor.model.ECOR` (anything with `text_embeds` and `logit_scale`)
+def method_loss(model,                   # an `ecor.model.ECOR` (anything with `text_embeds` and `cosine_scale`)
                 img:Tensor,              # normalised image embeddings [B, dim] (with grad through the head if it learns)
                 labels:Tensor,           # [B] category indices
                 categories:list[str],    # all categories
@@ -162,21 +164,21 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
                 generator:torch.Generator|None=None,
                ) -> dict:                # named loss terms, 'loss' (their sum) and 'prompts' (encoded this step)
     "Loss of `cfg.method` on one batch: exact or sampled softmaxes (see `LossConfig`)."
-    if cfg.method not in METHODS: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {METHODS}')
+    if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
     sg = draw_step(labels, membership, cfg, true_rationales, generator)
-    (C, R), dev, tau, m = membership.shape, img.device, model.logit_scale, cfg.method
+    (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
     labels, terms, count = labels.cpu().long(), {}, [0]
     def enc(which, fillers):
         count[0] += len(fillers)
         return model.text_embeds(which, fillers)
-    if m in ('coop', 'inverted', 'independent'):   # -log P(c*|I)
+    if m in ('coop', 'ecor-inverted', 'ecor-independent'):   # -log P(c*|I)
         t = enc('c', [dict(category=categories[c]) for c in sg.cats])
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
-    if m in ('ecor', 'independent'):               # -log P(R*|I)
+    if m in ('ecor', 'ecor-independent'):               # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
         terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))
-    if m in ('ecor', 'inverted', 'dror'):          # the pair term of the anchor images
-        name = dict(ecor='category_given_rationale', inverted='rationale_given_category', dror='pair')[m]
+    if m in ('ecor', 'ecor-inverted', 'dror'):          # the pair term of the anchor images
+        name = {'ecor': 'category_given_rationale', 'ecor-inverted': 'rationale_given_category', 'dror': 'pair'}[m]
         a = sg.anchor.nonzero()[:, 0]
         if len(a) == 0: terms[name] = img.sum() * 0.
         else:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #29c89926
 from __future__ import annotations
-import json
+import hashlib, json, math, re, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -13,14 +13,17 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from safetensors.torch import save_file, load_file
-from .definition import Factorisation, NEEDS, log_joint, category_marginal, rationale_marginal, top_explanations
+from .definition import Factorisation, NEEDS, TopPairs, log_joint, category_marginal, rationale_marginal, top_explanations
 from .search import SearchResult, search_joint
 from .towers import Towers
+from .default import DEFAULT_NAME
+from .hub import load_towers
 from .prompts import PromptLearner
 from .cache import GalleryCache, CACHE_VERSION, digest, module_digest
 
 # %% auto #0
-__all__ = ['ECORConfig', 'ECOROutput', 'ECOR', 'Explanation', 'explain', 'nonfinite', 'save_ecor', 'read_ecor_state', 'load_ecor']
+__all__ = ['ECORConfig', 'ECOROutput', 'ECOR', 'Explanation', 'explanations', 'explain', 'nonfinite', 'read_ecor_state',
+           'file_digest', 'checkpoint_problem', 'latest_checkpoint', 'resolve_checkpoint', 'load_model']
 
 # %% ../nbs/04_model.ipynb #1a5286d2
 from safetensors.torch import save as safetensors_bytes
@@ -56,9 +59,9 @@ class ECOR(nn.Module):
                  config:ECORConfig|None=None):
         super().__init__()
         self.config = config = config or ECORConfig()
-        self.towers_name = towers.name
+        self.towers_name, self.towers_spec = towers.name, towers.spec
         self.image_tower, self.text_tower = towers.image, towers.text
-        self.register_buffer('logit_scale', torch.tensor(float(towers.logit_scale)))
+        self.register_buffer('cosine_scale', torch.tensor(float(towers.cosine_scale)))
         mk = lambda t: PromptLearner(towers.text, t, learn=config.learn_context)
         self.prompts = nn.ModuleDict(dict(r=mk(config.template_r), pair=mk(config.template_pair), c=mk(config.template_c)))
         self.adapter = None
@@ -84,7 +87,7 @@ class ECOR(nn.Module):
     def _block(self, which:str, ns:str, key:str, n:int, fillers:Callable[[], list[dict]]) -> Tensor:
         "One cached block of `n` prompts; `fillers` is called only when the block must be encoded."
         t = self.gallery.fetch(ns, key, n, lambda: self._encode(which, fillers()))
-        return t.to(self.logit_scale.device, torch.float32)
+        return t.to(self.cosine_scale.device, torch.float32)
 
     def text_embeds(self, which:str,      # 'r', 'pair' or 'c'
                     fillers:list[dict],   # slot values of each prompt
@@ -101,12 +104,19 @@ class ECOR(nn.Module):
         if features is None:
             if pixel_values is None: raise ValueError('pass pixel_values or features')
             with torch.no_grad(): features = self.image_tower.features(pixel_values)
-        features = features.to(self.logit_scale.device)
+        features = features.to(self.cosine_scale.device)
         emb = F.normalize(self.image_tower.head(features).float(), dim=-1)
         if self.adapter is not None:
             r = self.adapter(features.float())
             emb = emb + self.config.adapter_ratio * r / r.norm(dim=-1, keepdim=True).clamp(min=1.)
         return F.normalize(emb, dim=-1)
+
+    def similarity(self, img:Tensor, # normalised image embeddings [N, dim]
+                   text:Tensor,      # normalised text embeddings [M, dim]
+                  ) -> Tensor:       # logits [N, M]
+        "Scaled cosine logits, the towers' `cosine_scale` times cos(image, text)."
+        return self.cosine_scale * img @ text.T
+
 
 # %% ../nbs/04_model.ipynb #43fe2d21
 @patch
@@ -129,7 +139,7 @@ def pair_logits(self:ECOR, img:Tensor,     # normalised image embeddings [N, dim
                               lambda a=a: [dict(category=categories[a], rationale=r) for r in rationales]) for a in idx]
     else: raise ValueError(f"first={first!r}; use 'rationale' (columns) or 'category' (rows)")
     if not blocks: return img.new_zeros(len(img), 0, len(categories) if first == 'rationale' else len(rationales))
-    return torch.stack([self.logit_scale * img @ t.T for t in blocks], 1)  # one product per block: the same numbers however grouped
+    return torch.stack([self.similarity(img, t) for t in blocks], 1)  # one product per block: the same numbers however grouped
 
 @patch
 @torch.no_grad()
@@ -149,12 +159,12 @@ def logits(self:ECOR, img:Tensor,       # normalised image embeddings [N, dim]
           ) -> dict:                    # 'r' [N, R], 'c' [N, C], 'pair' [N, C, R]
     "Scaled cosine logits of images against rationale, category and pair prompts."
     out = {}
-    if 'r' in need: out['r'] = self.logit_scale * img @ self.text_embeds('r', [dict(rationale=r) for r in rationales]).T
-    if 'c' in need: out['c'] = self.logit_scale * img @ self.text_embeds('c', [dict(category=c) for c in categories]).T
+    if 'r' in need: out['r'] = self.similarity(img, self.text_embeds('r', [dict(rationale=r) for r in rationales]))
+    if 'c' in need: out['c'] = self.similarity(img, self.text_embeds('c', [dict(category=c) for c in categories]))
     if 'pair' in need:
         if torch.is_grad_enabled():
             t = self.text_embeds('pair', [dict(category=c, rationale=r) for c in categories for r in rationales])
-            out['pair'] = (self.logit_scale * img @ t.T).view(len(img), len(categories), len(rationales))
+            out['pair'] = self.similarity(img, t).view(len(img), len(categories), len(rationales))
         else: out['pair'] = self.pair_logits(img, categories, rationales, 'rationale', range(len(rationales))).transpose(1, 2)
     return out
 
@@ -210,14 +220,63 @@ def search(self:ECOR, img:Tensor,         # normalised image embeddings [N, dim]
     first = 'rationale' if kind is Factorisation.ecor else 'category'
     return search_joint(lf, lambda idx: self.conditional(img, categories, rationales, first, idx), k, first, certify, step)
 
-# %% ../nbs/04_model.ipynb #30c05816
+# %% ../nbs/04_model.ipynb #bf0d12f3
 @dataclass
 class Explanation:
-    "One (category, rationale) explanation of an image with its joint probability."
-    category: str
-    rationale: str
-    prob: float
-    def __str__(self): return f'{self.category} because there is {self.rationale}: {self.prob:.2f}'
+    "One 'category because there is rationale' explanation of an image, with the probabilities behind it."
+    category: str            # c
+    rationale: str           # R
+    prob: float              # P(c,R|I)
+    p_category: float        # P(c|I), a lower bound when `bounded == 'category'`
+    p_rationale: float       # P(R|I), a lower bound when `bounded == 'rationale'`
+    slack: float = 0.        # the bounded marginal is at most this much larger (the search's unvisited mass)
+    bounded: str = ''        # which marginal is a lower bound: '', 'category' or 'rationale'
+
+    def __str__(self):
+        ge = lambda which: '≥' if self.bounded == which and self.slack > 0 else '='
+        return (f'{self.category} because there is {self.rationale}: P(c,R|I)={self.prob:.3g}, '
+                f'P(c|I){ge("category")}{self.p_category:.3g}, P(R|I){ge("rationale")}{self.p_rationale:.3g}')
+
+def explanations(top:TopPairs,           # top-k indices and log-probabilities [N, k]; index -1 marks none
+                 log_p_c:Tensor,         # log P(c|I) [N, C] (lower bounds if bounded == 'category')
+                 log_p_r:Tensor,         # log P(R|I) [N, R] (lower bounds if bounded == 'rationale')
+                 categories:list[str],   # the C categories
+                 rationales:list[str],   # the R rationales
+                 slack:Tensor|None=None, # [N] the bounded marginal's unvisited mass
+                 bounded:str='',         # '', 'category' or 'rationale'
+                ) -> list[list[Explanation]]: # per image, best first
+    "`Explanation`s of top-k pairs with their marginals."
+    s = [0.] * len(top.category) if slack is None else slack.tolist()
+    pc, pr = log_p_c.float().exp(), log_p_r.float().exp()
+    return [[Explanation(categories[c], rationales[r], math.exp(lp), float(pc[n, c]), float(pr[n, r]), s[n], bounded)
+             for c, r, lp in zip(cs, rs, lps) if c >= 0]
+            for n, (cs, rs, lps) in enumerate(zip(top.category.tolist(), top.rationale.tolist(), top.log_prob.tolist()))]
+
+@patch
+@torch.no_grad()
+def search_marginals(self:ECOR, img:Tensor,  # the searched images' embeddings [N, dim]
+                     categories:list[str], rationales:list[str],
+                     res:SearchResult,        # what `search` returned for them
+                     factorisation:str='ecor',# the factorisation searched
+                    ) -> tuple[Tensor, Tensor, str]: # (log P(c|I) [N, C], log P(R|I) [N, R], which one is a lower bound)
+    "Both marginals after a search: the first factor exact, the other its visited lower bound ('' : both exact)."
+    if Factorisation(factorisation) is Factorisation.independent:   # no pair is involved: both exact
+        return self.first_factor(img, categories, rationales, 'inverted')[2], res.log_first, ''
+    lower = res.second_lower.float().clamp_min(1e-38).log()
+    return (lower, res.log_first, 'category') if res.first == 'rationale' else (res.log_first, lower, 'rationale')
+
+@patch
+@torch.no_grad()
+def explain_embeds(self:ECOR, img:Tensor,   # normalised image embeddings [N, dim]
+                   categories:list[str], rationales:list[str],
+                   k:int=5,                 # explanations per image
+                   factorisation:str='ecor',# 'ecor', 'inverted' or 'independent'
+                   certify:bool=True,       # search until the predicted category (rationale, inverted) is certified
+                  ) -> list[list[Explanation]]:
+    "Top-k explanations of image embeddings from the search, with their marginals (one bounded, see above)."
+    res = self.search(img, categories, rationales, k, factorisation, certify=certify)
+    lpc, lpr, bounded = self.search_marginals(img, categories, rationales, res, factorisation)
+    return explanations(res.top, lpc, lpr, categories, rationales, res.unvisited if bounded else None, bounded)
 
 @torch.no_grad()
 def explain(model:ECOR,                      # a (trained) ECOR model
@@ -226,29 +285,31 @@ def explain(model:ECOR,                      # a (trained) ECOR model
             rationales:list[str],            # gallery rationales
             k:int=5,                         # explanations per image
             factorisation:str='ecor',        # 'ecor', 'inverted' or 'independent'
+            certify:bool=True,               # search until each image's predicted category is certified
            ) -> list[list[Explanation]]:     # k explanations per image, best first
-    "Top-k (category, rationale, probability) explanations of each image."
+    "Top-k 'category because there is rationale' explanations of each image, with P(c,R|I), P(c|I) and P(R|I)."
     model.eval()
     img = model.image_embeds(pixel_values=model.image_tower.preprocess(images))
-    top = model.search(img, categories, rationales, k, factorisation, certify=False).top
-    return [[Explanation(categories[c], rationales[r], float(lp.exp())) for c, r, lp in zip(*row) if c >= 0]
-            for row in zip(top.category.tolist(), top.rationale.tolist(), top.log_prob)]
+    return model.explain_embeds(img, categories, rationales, k, factorisation, certify)
 
-# %% ../nbs/04_model.ipynb #35528837
+# %% ../nbs/04_model.ipynb #f3b55086
 def nonfinite(tensors:dict) -> list[str]: # names of floating-point tensors holding NaN or ±inf, sorted
     "Which tensors of a state dict are not finite."
     return sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all())
 
 def _saved(key:str) -> bool: return key.startswith('prompts.') or key.startswith('adapter.')
 
-def save_ecor(model:ECOR, path:str|Path) -> Path:
-    "Write the learned prompts (safetensors) and config (JSON) of `model` to directory `path`; refuse non-finite ones."
+@patch
+def save_pretrained(self:ECOR, path:str|Path, # the checkpoint directory (created)
+                   ) -> Path:
+    "Write the learned prompts (safetensors), the config and the towers' spec (JSON) to `path`; refuse non-finite ones."
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if _saved(k)}
+    state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if _saved(k)}
     if bad := nonfinite(state): raise ValueError(f'{path}: not saved: non-finite values (NaN or inf) in {bad}')
     path.mkdir(parents=True, exist_ok=True)
     atomic_write(path/'ecor.safetensors', safetensors_bytes(state))
-    atomic_write(path/'ecor_config.json', json.dumps(dict(config=asdict(model.config), towers=model.towers_name), indent=1))
+    meta = dict(config=asdict(self.config), towers=self.towers_name, towers_spec=self.towers_spec)
+    atomic_write(path/'ecor_config.json', json.dumps(meta, indent=1, default=str))
     return path
 
 def read_ecor_state(path:str|Path, # an `ecor.safetensors` file
@@ -268,23 +329,80 @@ def read_ecor_state(path:str|Path, # an `ecor.safetensors` file
     if problems: raise ValueError(f'{path}: ' + '; '.join(problems))
     return state
 
-def load_ecor(path:str|Path,   # directory written by `save_ecor`
-              towers:Towers,   # the towers the prompts were trained on
-              strict_towers:bool=True, # refuse towers of another name
-             ) -> ECOR:
-    "Rebuild an ECOR model from `save_ecor` output on `towers`; refuse incomplete, foreign or non-finite tensors."
+_CHECKPOINT = re.compile(r'checkpoint-epoch(\d+)')
+
+def file_digest(path:str|Path) -> str: # hex digest of the file's bytes
+    "A checksum of a file."
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, 'rb') as f:
+        while b := f.read(1 << 20): h.update(b)
+    return h.hexdigest()
+
+def checkpoint_problem(ck:str|Path) -> str|None: # None if every file loads completely, else what is wrong
+    "Why a training checkpoint folder cannot be used: missing or unparsable files, checksum mismatches, non-finite tensors."
+    ck = Path(ck)
+    try: st = json.loads((ck/'trainer_state.json').read_text(encoding='utf-8'))
+    except FileNotFoundError: return 'no trainer_state.json'
+    except (ValueError, UnicodeDecodeError) as e: return f'trainer_state.json is not valid JSON ({e})'
+    if not (isinstance(st, dict) and isinstance(st.get('epoch'), int)): return "trainer_state.json has no integer 'epoch'"
+    sums = st.get('checksums') or {}
+    for f in dict.fromkeys(['ecor.safetensors', 'ecor_config.json', *sums]):
+        if not (ck/f).is_file(): return f'{f} is missing'
+    for f, want in sums.items():
+        if file_digest(ck/f) != want: return f'{f} does not match its checksum in trainer_state.json (truncated or changed)'
+    for f in sorted(p.name for p in ck.glob('*.safetensors')):
+        try: t = load_file(ck/f)
+        except Exception as e: return f'{f} is not a complete safetensors file ({type(e).__name__}: {e})'
+        if bad := nonfinite(t): return f'{f} holds non-finite values in {bad[:5]}'
+    try: json.loads((ck/'ecor_config.json').read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: return f'ecor_config.json is not valid JSON ({e})'
+    return None
+
+def latest_checkpoint(output_dir:str|Path) -> Path|None:
+    "The newest checkpoint in `output_dir` that loads completely; each newer one skipped is named, with why, in a warning."
+    found = sorted(((int(m[1]), p) for p in Path(output_dir).glob('checkpoint-epoch*')
+                    if (m := _CHECKPOINT.fullmatch(p.name)) and p.is_dir()), reverse=True)
+    for _, ck in found:
+        if (why := checkpoint_problem(ck)) is None: return ck
+        warnings.warn(f'{ck}: skipped, {why}')
+    return None
+
+def resolve_checkpoint(path:str|Path, # a checkpoint directory, or a training run's output directory
+                      ) -> Path:      # the checkpoint directory
+    "A checkpoint directory itself, or the newest complete one of a run; a clear error when there is none."
     path = Path(path)
+    if (path/'ecor.safetensors').exists() or (path/'ecor_config.json').exists(): return path
+    if (ck := latest_checkpoint(path)) is not None: return ck
+    if not path.exists(): raise FileNotFoundError(f'{path}: no such checkpoint or run directory')
+    raise FileNotFoundError(f'{path}: not an ECOR checkpoint directory (no ecor.safetensors), and no complete checkpoint-epoch* in it')
+
+@patch(cls_method=True)
+def from_pretrained(cls:ECOR, path:str|Path,    # a checkpoint directory, or a training run's folder (newest checkpoint)
+                    towers:Towers|None=None,    # the towers to use; None: rebuilt from the checkpoint's spec
+                    strict_towers:bool=True,    # refuse towers of another name
+                   ) -> ECOR:
+    "Rebuild an ECOR model from a checkpoint; refuse foreign towers and incomplete or non-finite tensors."
+    path = resolve_checkpoint(path)
     for f in ('ecor.safetensors', 'ecor_config.json'):
         if not (path/f).exists(): raise FileNotFoundError(f'{path/f} not found: not an ECOR checkpoint directory')
     try: meta = json.loads((path/'ecor_config.json').read_text(encoding='utf-8'))
     except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{path/'ecor_config.json'}: not valid JSON ({e})") from None
     if not (isinstance(meta, dict) and isinstance(meta.get('config'), dict) and 'towers' in meta):
         raise ValueError(f"{path/'ecor_config.json'}: expected an object with 'config' and 'towers'")
+    if towers is None:
+        spec = meta.get('towers_spec') or ('default' if meta['towers'] == DEFAULT_NAME else meta['towers'])  # older files: the name
+        try: towers = load_towers(spec)
+        except Exception as e: raise ValueError(f"{path/'ecor_config.json'}: cannot rebuild its towers {spec!r}: {e}") from e
     if strict_towers and meta['towers'] != towers.name:
         raise ValueError(f"{path/'ecor_config.json'}: prompts were trained on towers {meta['towers']!r}, got {towers.name!r}")
-    model = ECOR(towers, ECORConfig(**meta['config']))
+    model = cls(towers, ECORConfig(**meta['config']))
     model.load_state_dict(read_ecor_state(path/'ecor.safetensors', model), strict=False)  # strict on the saved part
     return model
 
-ECOR.save_pretrained = save_ecor
-ECOR.from_pretrained = staticmethod(load_ecor)
+def load_model(model:str|Towers='', # towers: 'default', a CLIP folder or hub id, or built ones; '': the checkpoint's (else default)
+               checkpoint:str|Path='', # a checkpoint or run directory; '': hand-written prompts (zero-shot)
+              ) -> ECOR:
+    "The model the CLI and the explorer run: trained prompts from a checkpoint, or hand-written ones on some towers."
+    towers = model if isinstance(model, Towers) else load_towers(model) if model else None
+    if checkpoint: return ECOR.from_pretrained(checkpoint, towers)
+    return ECOR(towers or load_towers('default'), ECORConfig(learn_context=False))

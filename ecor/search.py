@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
-from .definition import Explanations
+from .definition import TopPairs
 
 # %% auto #0
 __all__ = ['gallery_topk', 'SearchResult', 'search_joint']
@@ -38,7 +38,7 @@ def gallery_topk(scores:Tensor, # [B, P] float scores, higher is better; -inf ma
 # %% ../nbs/00a_search.ipynb #0f7fcfd2
 class SearchResult(NamedTuple):
     "What `search_joint` found: the exact top-k, the exact first marginal, bounds on the second, and what it visited."
-    top: Explanations      # [N, k] category, rationale, log P(c,R|I): equal to `top_explanations` of the full joint
+    top: TopPairs      # [N, k] category, rationale, log P(c,R|I): equal to `top_explanations` of the full joint
     log_first: Tensor      # [N, A] log-marginal of the first factor (exact): log P(R|I) under ECOR, log P(c|I) inverted
     second_lower: Tensor   # [N, B] float64 lower bound L of the second marginal: its sum over the visited first-values
     unvisited: Tensor      # [N] float64 U, the first factor's mass not visited: second marginal <= L + U
@@ -119,5 +119,5 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
     valid = top_v > float('-inf')
     f = top_f.clamp(min=0)
     R = A if first == 'rationale' else B
-    top = Explanations(torch.where(valid, f // R, -1), torch.where(valid, f % R, -1), top_v)
+    top = TopPairs(torch.where(valid, f // R, -1), torch.where(valid, f % R, -1), top_v)
     return SearchResult(top, lf, lower, unv, pred, visited, needed, first)

@@ -5,7 +5,7 @@
 # %% ../nbs/02_towers.ipynb #16e40164
 from __future__ import annotations
 import json, string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn, Tensor
@@ -58,8 +58,9 @@ class Towers:
     "An image tower, a text tower and the logit scale that turns their cosine similarities into logits."
     image: ImageTower  # images -> [N, dim]
     text: TextTower    # texts -> [M, dim]
-    logit_scale: float # multiplies cosine similarity (CLIP: exp(logit_scale) = 100)
+    cosine_scale: float # multiplies cosine similarity (CLIP: exp(logit_scale) = 100)
     name: str          # identifies the pair, for caches and checkpoints
+    spec: dict = field(default_factory=dict) # how to build them again (`ecor.hub.load_towers`), stored in checkpoints
 
 # %% ../nbs/02_towers.ipynb #c693d442
 class CLIPTextTower(TextTower):
@@ -111,8 +112,11 @@ def clip_towers(model:str|Path|CLIPModel,  # hub id, local directory, or a loade
                 frozen:bool=True,          # freeze every CLIP weight
                ) -> Towers:
     "Image and text towers of a Hugging Face CLIP checkpoint."
+    spec = {}
     if not isinstance(model, CLIPModel):
-        path, model = str(model), CLIPModel.from_pretrained(str(model))
+        path = str(model)
+        spec = dict(kind='clip', path=str(Path(path).resolve()) if Path(path).is_dir() else path)
+        model = CLIPModel.from_pretrained(path)
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
         processor = processor or _image_processor(path)
         name = name or path
@@ -120,7 +124,7 @@ def clip_towers(model:str|Path|CLIPModel,  # hub id, local directory, or a loade
     name = name or 'clip'
     model.eval().requires_grad_(not frozen)
     return Towers(CLIPImageTower(model, processor, name), CLIPTextTower(model, tokenizer, name),
-                  float(model.logit_scale.exp()), name)
+                  float(model.logit_scale.exp()), name, spec)
 
 # %% ../nbs/02_towers.ipynb #40752c77
 def make_tiny_clip(path:str|Path, # directory to write the checkpoint to

@@ -16,24 +16,22 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import parse_flag_from_env
 from .rationales import RationaleSet
 from .towers import ImageTower
-from .model import ECOR, save_ecor, load_ecor
+from .model import ECOR, file_digest, checkpoint_problem, latest_checkpoint, _CHECKPOINT
 from .loss import LossConfig, method_loss
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'feature_key', 'cached_features',
-           'LossModule', 'TrainConfig', 'file_digest', 'save_checkpoint', 'checkpoint_problem', 'latest_checkpoint',
-           'RunLockedError', 'RunLock', 'ResumeMismatchError', 'data_digest', 'check_resume', 'resume_from',
-           'set_aside_previous_run', 'NonFiniteError', 'check_train_config', 'check_features', 'check_step',
-           'guarded_run', 'on_cpu', 'train']
+           'LossModule', 'TrainConfig', 'save_checkpoint', 'RunLockedError', 'RunLock', 'ResumeMismatchError',
+           'data_digest', 'check_resume', 'resume_from', 'set_aside_previous_run', 'NonFiniteError',
+           'check_train_config', 'check_features', 'check_step', 'guarded_run', 'on_cpu', 'train']
 
 # %% ../nbs/09_train.ipynb #62c90ab9
 import functools, inspect, os, re, shutil, socket, time, warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 import datasets
 from safetensors import safe_open
 from .cache import atomic_write, fsync_dir, tensor_digest, module_digest
 from .model import nonfinite, read_ecor_state, safetensors_bytes
-from .loss import METHODS as LOSS_METHODS
 
 # %% ../nbs/09_train.ipynb #2969e68d
 def preprocess_key(tower:ImageTower) -> str:
@@ -131,30 +129,29 @@ class LossModule(nn.Module):
 # %% ../nbs/09_train.ipynb #0c4061b1
 @dataclass
 class TrainConfig:
-    "Prompt-tuning hyper-parameters."
-    method: str = 'ecor'            # coop | dror | ecor | inverted | independent (ecor.loss.METHODS)
+    "Prompt-tuning hyper-parameters; what the loss computes, and how much it samples, is its `LossConfig`."
+    loss: LossConfig = field(default_factory=LossConfig) # the method and its softmaxes' budgets (ecor.loss)
     epochs: int = 5                 # passes over the training features
     batch_size: int = 64            # images per step
     lr: float = 2e-3                # AdamW learning rate
     weight_decay: float = 0.0       # AdamW weight decay
-    anchors: int|None = LossConfig.anchors               # batch categories that get the pair terms per step (ecor.loss), None: all
-    neg_categories: int|None = LossConfig.neg_categories # sampled categories per softmax over categories, None: all (exact)
-    neg_rationales: int|None = LossConfig.neg_rationales # sampled rationales per softmax over rationales, None: all (exact)
-    neg_pairs: int|None = LossConfig.neg_pairs           # DROR: sampled pairs per softmax over the gallery, None: all (exact)
-    max_categories: int|None = LossConfig.max_categories # P(c|I): batch categories + sampled others up to this, None: all
-    dror_positives: str = LossConfig.dror_positives      # DROR: 'all' rationales of the category are right, or 'one'
-    sample_from: int = 11           # the budgets above apply from this many categories on; smaller galleries train exactly
+    sample_from: int = 11           # the loss's budgets apply from this many categories on; smaller galleries train exactly
     seed: int = 0                   # seeds shuffling, rationale draws and init
     output_dir: str = 'runs/ecor'   # checkpoints and log go here
     progress: bool = True           # tqdm bars
+
+    def __post_init__(self):
+        if isinstance(self.loss, dict): self.loss = LossConfig(**self.loss)  # as read back from trainer_state.json
+
+    @property
+    def method(self) -> str: return self.loss.method
 
     def loss_config(self, n_categories:int|None=None, # categories of the gallery trained on; None: apply the budgets
                    ) -> LossConfig:
         "The loss settings of this run: exact softmaxes on galleries of fewer than `sample_from` categories."
         if n_categories is not None and n_categories < self.sample_from:
-            return LossConfig(self.method, None, None, None, None, None, self.dror_positives)
-        return LossConfig(self.method, self.anchors, self.neg_categories, self.neg_rationales, self.neg_pairs,
-                          self.max_categories, self.dror_positives)
+            return replace(self.loss, anchors=None, neg_categories=None, neg_rationales=None, neg_pairs=None, max_categories=None)
+        return self.loss
 
 # %% ../nbs/09_train.ipynb #c430a4cc
 def _opt_state(opt) -> dict:
@@ -174,15 +171,6 @@ def _load_opt_state(opt, flat:dict):
     opt.load_state_dict(sd)
 
 CHECKPOINT_FILES = ('ecor.safetensors', 'ecor_config.json', 'optimizer.safetensors') # checksummed in trainer_state.json
-_CHECKPOINT = re.compile(r'checkpoint-epoch(\d+)')
-
-def file_digest(path:str|Path) -> str: # hex digest of the file's bytes
-    "A checksum of a file."
-    h = _blake()
-    with open(path, 'rb') as f:
-        while b := f.read(1 << 20): h.update(b)
-    return h.hexdigest()
-
 def _replace_dir(src:Path, dst:Path):
     "Rename folder `src` to `dst`; an existing `dst` is moved aside first and deleted after."
     old = None
@@ -199,7 +187,7 @@ def save_checkpoint(model:ECOR, opt, epoch:int, cfg:TrainConfig, path:str|Path, 
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     shutil.rmtree(tmp, ignore_errors=True)
-    save_ecor(model, tmp)                                             # refuses non-finite prompts
+    model.save_pretrained(tmp)                                         # refuses non-finite prompts
     opt_state = _opt_state(opt)
     if bad := nonfinite(opt_state): raise ValueError(f'{path}: not saved: non-finite optimiser state in {bad}')
     atomic_write(tmp/'optimizer.safetensors', safetensors_bytes(opt_state))
@@ -209,34 +197,6 @@ def save_checkpoint(model:ECOR, opt, epoch:int, cfg:TrainConfig, path:str|Path, 
     _replace_dir(tmp, path)
     return path
 
-def checkpoint_problem(ck:str|Path) -> str|None: # None if every file loads completely, else what is wrong
-    "Why a checkpoint folder cannot be used: missing or unparsable files, checksum mismatches, non-finite tensors."
-    ck = Path(ck)
-    try: st = json.loads((ck/'trainer_state.json').read_text(encoding='utf-8'))
-    except FileNotFoundError: return 'no trainer_state.json'
-    except (ValueError, UnicodeDecodeError) as e: return f'trainer_state.json is not valid JSON ({e})'
-    if not (isinstance(st, dict) and isinstance(st.get('epoch'), int)): return "trainer_state.json has no integer 'epoch'"
-    sums = st.get('checksums') or {}
-    for f in dict.fromkeys(['ecor.safetensors', 'ecor_config.json', *sums]):
-        if not (ck/f).is_file(): return f'{f} is missing'
-    for f, want in sums.items():
-        if file_digest(ck/f) != want: return f'{f} does not match its checksum in trainer_state.json (truncated or changed)'
-    for f in sorted(p.name for p in ck.glob('*.safetensors')):
-        try: t = load_file(ck/f)
-        except Exception as e: return f'{f} is not a complete safetensors file ({type(e).__name__}: {e})'
-        if bad := nonfinite(t): return f'{f} holds non-finite values in {bad[:5]}'
-    try: json.loads((ck/'ecor_config.json').read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError) as e: return f'ecor_config.json is not valid JSON ({e})'
-    return None
-
-def latest_checkpoint(output_dir:str|Path) -> Path|None:
-    "The newest checkpoint in `output_dir` that loads completely; each newer one skipped is named, with why, in a warning."
-    found = sorted(((int(m[1]), p) for p in Path(output_dir).glob('checkpoint-epoch*')
-                    if (m := _CHECKPOINT.fullmatch(p.name)) and p.is_dir()), reverse=True)
-    for _, ck in found:
-        if (why := checkpoint_problem(ck)) is None: return ck
-        warnings.warn(f'{ck}: skipped, {why}')
-    return None
 
 # %% ../nbs/09_train.ipynb #237b0870
 class RunLockedError(RuntimeError):
@@ -318,7 +278,8 @@ def check_resume(ck:Path,         # the checkpoint folder
                  force:bool=False, # resume anyway (with a warning)
                 ):
     "Refuse to resume a checkpoint written with other settings (all but `RESUME_FREE`) or other data, naming each."
-    old, new, none = state.get('config') or {}, json.loads(json.dumps(asdict(cfg))), '<absent>'
+    flat = lambda d: {k: v for k, v in d.items() if k != 'loss'} | {f'loss.{k}': v for k, v in (d.get('loss') or {}).items()}
+    old, new, none = flat(state.get('config') or {}), flat(json.loads(json.dumps(asdict(cfg)))), '<absent>'
     diff = [f'{k}={old.get(k, none)!r} there, {new.get(k, none)!r} now' for k in sorted(set(old) | set(new))
             if k not in RESUME_FREE and old.get(k, none) != new.get(k, none)]
     if state.get('data') != data:
@@ -361,6 +322,7 @@ def check_train_config(cfg:TrainConfig):
     "Refuse settings that cannot train, naming the field: counts must be positive integers, lr finite in (0, MAX_LR]."
     for f in fields(cfg):   # every integer field but the seed counts something: > 0 (None: "all", where allowed)
         v = getattr(cfg, f.name)
+        if f.name == 'loss' and not isinstance(v, LossConfig): raise ValueError(f'TrainConfig.loss={v!r}: expected a LossConfig')
         if f.name != 'seed' and isinstance(v, int) and not isinstance(v, bool) and v <= 0:
             raise ValueError(f'TrainConfig.{f.name}={v!r}: expected an integer > 0')
     if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and 0 < cfg.lr <= MAX_LR):
@@ -369,7 +331,6 @@ def check_train_config(cfg:TrainConfig):
         raise ValueError(f'TrainConfig.weight_decay={cfg.weight_decay!r}: expected a finite value >= 0')
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ValueError(f'TrainConfig.seed={cfg.seed!r}: expected an integer >= 0')
-    if cfg.method not in LOSS_METHODS: raise ValueError(f'TrainConfig.method={cfg.method!r}: expected one of {LOSS_METHODS}')
 
 def check_features(feats:Tensor, what:str='features'):
     "Refuse non-finite input features, naming the rows."

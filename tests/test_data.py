@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from datasets import ClassLabel, Dataset, Features
 import ecor.data as D
+import ecor.images as I
 from ecor.rationales import RationaleSet, dror_file, load_dror
 
 
@@ -110,17 +111,17 @@ def test_preprocess_matches_transformers():
     for h, w in [(97, 131), (401, 224), (224, 225)]:
         im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         ref = torch.as_tensor(np.asarray(hf(images=[im], return_tensors='np')['pixel_values']))
-        x = D.preprocess([im], D.CLIP_PREPROCESS)
+        x = I.preprocess([im], I.CLIP_PREPROCESS)
         assert x.dtype == torch.float32 and x.shape == (1, 3, 224, 224)
         assert torch.allclose(x, ref, atol=1e-5)
 
 
 def test_preprocess_by_hand():
     a = np.zeros((3, 3, 3), np.uint8); a[1, 1] = (255, 0, 51)
-    x = D.preprocess([Image.fromarray(a)], D.PreprocessConfig(3, (0, 0, 0), (1, 1, 1)))
+    x = I.preprocess([Image.fromarray(a)], I.PreprocessConfig(3, (0, 0, 0), (1, 1, 1)))
     assert torch.allclose(x[0, :, 1, 1], torch.tensor([1., 0., .2])) and x.sum().item() == pytest.approx(1.2)
-    x = D.preprocess([Image.fromarray(a)], D.PreprocessConfig(3, D.IMAGENET_MEAN, D.IMAGENET_STD))
-    assert torch.allclose(x[0, :, 0, 0], -torch.tensor(D.IMAGENET_MEAN) / torch.tensor(D.IMAGENET_STD))
+    x = I.preprocess([Image.fromarray(a)], I.PreprocessConfig(3, I.IMAGENET_MEAN, I.IMAGENET_STD))
+    assert torch.allclose(x[0, :, 0, 0], -torch.tensor(I.IMAGENET_MEAN) / torch.tensor(I.IMAGENET_STD))
 
 
 def test_subsample_and_splits(cifar_test, caltech):

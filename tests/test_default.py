@@ -6,7 +6,7 @@ from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 from ecor.towers import Towers
 from ecor.default import (IMAGENET_CLASSES_FILE, DefaultConfig, ImageNetBridgeTower, MiniLMTextTower, default_towers,
-                          embed_texts, fit_logit_scale, lite_preprocess, load_imagenet_classes, minilm_path)
+                          embed_texts, fit_cosine_scale, lite_preprocess, load_imagenet_classes, minilm_path)
 
 TEXTS = ['a photo of a cat', 'This is a photo of a tabby cat because there is whiskers.', 'a']
 
@@ -86,8 +86,8 @@ def test_model_adapter_zero_init_equals_bridge(towers):
 
 def test_default_towers(towers):
     assert isinstance(towers, Towers)
-    assert (towers.name, towers.logit_scale, towers.image.dim, towers.text.dim) == ('ecor-default-effnetlite0-minilm', 16.0, 384, 384)
-    with pytest.raises(ValueError, match='logit_scale'): default_towers(DefaultConfig(logit_scale=-1))
+    assert (towers.name, towers.cosine_scale, towers.image.dim, towers.text.dim) == ('ecor-default-effnetlite0-minilm', 16.0, 384, 384)
+    with pytest.raises(ValueError, match='cosine_scale'): default_towers(DefaultConfig(cosine_scale=-1))
 
 
 def test_preprocess():
@@ -96,8 +96,8 @@ def test_preprocess():
     with pytest.raises(ValueError, match='no images'): lite_preprocess([])
 
 
-def test_fit_logit_scale():
+def test_fit_cosine_scale():
     g = torch.Generator().manual_seed(0)
     s = torch.rand(20000, 10, generator=g) * 0.4
     y = torch.multinomial(F.softmax(25 * s, -1), 1, generator=g)[:, 0]
-    assert abs(fit_logit_scale(s, y) - 25) < 1.5
+    assert abs(fit_cosine_scale(s, y) - 25) < 1.5

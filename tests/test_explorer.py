@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 import ecor.explorer as X
-from ecor.cli import load_model, load_rationale_set, load_towers
+from ecor.hub import load_towers
+from ecor.model import load_model
+from ecor.data import load_rationale_set
 from ecor.data import load_image_dataset
-from ecor.model import ECOR, explain, save_ecor
+from ecor.model import ECOR, explain
 from ecor.towers import make_tiny_clip
 
 FACTS = ('ecor', 'inverted', 'independent')
@@ -28,7 +30,7 @@ def env(tmp_path_factory):
         with torch.no_grad():
             torch.manual_seed(epoch)
             for p in m.prompts.parameters(): p.add_(0.5 * torch.randn_like(p))
-        ck = save_ecor(m, runs/'train'/f'checkpoint-epoch{epoch}')
+        ck = m.save_pretrained(runs/'train'/f'checkpoint-epoch{epoch}')
         (ck/'trainer_state.json').write_text(json.dumps(dict(epoch=epoch)))
     return SimpleNamespace(tmp=tmp, clip=clip, hub=hub, towers=towers, runs=runs, rset=load_rationale_set('cifar10'),
                            cifar=load_image_dataset('cifar10', 'test'))
@@ -56,7 +58,7 @@ _DIRECT = {}
 def direct_model(env, checkpoint=''):
     "The model of a choice, loaded here independently of the explorer's hub (once per test module)."
     key = (env.clip, str(checkpoint))
-    if key not in _DIRECT: _DIRECT[key] = load_model(env.towers, str(checkpoint) or None)
+    if key not in _DIRECT: _DIRECT[key] = load_model(env.towers, str(checkpoint or ''))
     return _DIRECT[key]
 
 
@@ -85,18 +87,18 @@ def test_scorer_matches_ecor(env):
                            factorisation=f)
         for i, im in enumerate(photos):
             s = sc.score(im, f, k=5, k_r=R, k_c=C)
-            torch.testing.assert_close(s['log_joint'], direct.log_joint[i], atol=1e-5, rtol=0)
-            torch.testing.assert_close(s['log_p_c'], direct.log_p_c[i], atol=1e-5, rtol=0)
-            torch.testing.assert_close(s['log_p_r'], direct.log_p_r[i], atol=1e-5, rtol=0)
-            assert s['sentences'] == sentences(model, im, env.rset, f)
+            torch.testing.assert_close(s.log_joint, direct.log_joint[i], atol=1e-5, rtol=0)
+            torch.testing.assert_close(s.log_p_c, direct.log_p_c[i], atol=1e-5, rtol=0)
+            torch.testing.assert_close(s.log_p_r, direct.log_p_r[i], atol=1e-5, rtol=0)
+            assert s.sentences == sentences(model, im, env.rset, f)
             pc = direct.log_p_c[i].exp()
-            assert [c for c, _ in s['top_categories']] == [env.rset.categories[j] for j in pc.argsort(descending=True)]
-            np.testing.assert_allclose([p for _, p in s['top_categories']], pc.sort(descending=True).values, atol=1e-6)
+            assert [c for c, _ in s.top_categories] == [env.rset.categories[j] for j in pc.argsort(descending=True)]
+            np.testing.assert_allclose([p for _, p in s.top_categories], pc.sort(descending=True).values, atol=1e-6)
             # the heatmap is the conditional P(c|R,I) = P(c,R|I) / P(R|I); with all categories each row sums to 1
-            hm = np.array(s['heatmap']['values'])
+            hm = np.array(s.heatmap['values'])
             assert hm.shape == (R, C)
             np.testing.assert_allclose(hm.sum(1), 1, atol=1e-5)
-            r0, c0 = env.rset.unique_rationales.index(s['heatmap']['rationales'][0]), env.rset.categories.index(s['heatmap']['categories'][0])
+            r0, c0 = env.rset.unique_rationales.index(s.heatmap['rationales'][0]), env.rset.categories.index(s.heatmap['categories'][0])
             assert abs(hm[0, 0] - float((direct.log_joint[i, c0, r0] - direct.log_p_r[i, r0]).exp())) < 1e-5
 
 
@@ -114,9 +116,9 @@ def test_displayed_values_follow_index_and_toggle(env):
     bars = {}
     for f in FACTS:
         ex.factorisation.value = f
-        st = ex.state['panels'][0]
+        st = ex.state.panels[0].scores
         assert f'data-factorisation="{f}"' in a.sentences.value
-        assert shown(a) == st['sentences'] == sentences(model, env.cifar[42]['image'], env.rset, f)
+        assert shown(a) == st.sentences == sentences(model, env.cifar[42]['image'], env.rset, f)
         # the category table shows P(c|I) of this factorisation, the heatmap its P(c|R,I)
         with torch.no_grad():
             direct = model(env.rset.categories, env.rset.unique_rationales,
@@ -126,7 +128,7 @@ def test_displayed_values_follow_index_and_toggle(env):
         assert [c for c, _ in table] == [env.rset.categories[j] for j in pc.argsort(descending=True)]
         np.testing.assert_allclose([float(p) for _, p in table], pc.sort(descending=True).values, atol=6e-4)
         cells = [float(x) for x in re.findall(r'data-p="([0-9.]+)"', a.heatmap.value)]
-        np.testing.assert_allclose(cells, np.ravel(st['heatmap']['values']), atol=1e-5)
+        np.testing.assert_allclose(cells, np.ravel(st.heatmap['values']), atol=1e-5)
         assert Image.open(io.BytesIO(bytes(a.bars.value))).format == 'PNG'
         bars[f] = bytes(a.bars.value)
     # ecor and independent share P(R|I) = softmax of the rationale logits; inverted's P(R|I) is a mixture
@@ -150,7 +152,7 @@ def test_towers_run_only_when_needed(env, tmp_path):
         # a second panel, a checkpoint on the same towers: its prompts are encoded once; photo 3 is not embedded again
         ex.compare.value = True
         assert calls['text'] > 0 and calls['image'] == 2
-        assert ex.state['panels'][1]['error'] is None and 'checkpoint-epoch2' in ex.state['panels'][1]['checkpoint']
+        assert ex.state.panels[1].error is None and 'checkpoint-epoch2' in ex.state.panels[1].checkpoint
         calls.update(text=0, image=0)
         for f in FACTS: ex.factorisation.value = f
         ex.index.value = 4                        # seen before: nothing runs
@@ -171,10 +173,10 @@ def test_compare_two_checkpoints(env):
     "Panel B holds a checkpoint (a run directory means its last epoch) and shows that model's explanations."
     ex = explorer(env, index=9, compare=(env.clip, str(env.runs/'train')))
     assert ex.compare.value and ex.panels[1].box.layout.display is None
-    a, b = ex.state['panels']
+    a, b = ex.state.panels
     last = direct_model(env, env.runs/'train'/'checkpoint-epoch2')
     photo = env.cifar[9]['image']
-    assert b['error'] is None and shown(ex.panels[1]) == sentences(last, photo, env.rset)
+    assert b.error is None and shown(ex.panels[1]) == sentences(last, photo, env.rset)
     assert shown(ex.panels[0]) == sentences(direct_model(env), photo, env.rset) != shown(ex.panels[1])
     assert 'checkpoint-epoch' not in ex.panels[0].status.value and 'train' in ex.panels[1].status.value
     # the checkpoints under runs/ are offered in both menus, epoch order
@@ -184,7 +186,7 @@ def test_compare_two_checkpoints(env):
     ep1 = direct_model(env, env.runs/'train'/'checkpoint-epoch1')
     assert shown(ex.panels[0]) == sentences(ep1, photo, env.rset) != shown(ex.panels[1])
     ex.compare.value = False
-    assert len(ex.state['panels']) == 1 and ex.panels[1].box.layout.display == 'none'
+    assert len(ex.state.panels) == 1 and ex.panels[1].box.layout.display == 'none'
 
 
 def test_upload(env, counts):
@@ -202,7 +204,7 @@ def test_upload(env, counts):
     assert 'uploaded: resized' in ex.caption.value and counts['image'] == n + 1
     ex.upload.value = (dict(name='notes.txt', type='text/plain', size=5, content=memoryview(b'hello'),
                             last_modified=datetime.datetime.now()),)
-    assert 'notes.txt' in ex.caption.value and 'not an image' in ex.state['panels'][0]['error']
+    assert 'notes.txt' in ex.caption.value and 'not an image' in ex.state.panels[0].error
     ex.index.value = 5                            # the slider goes back to the data set
     assert shown(ex.panels[0]) == before and 'cifar10/test #5' in ex.caption.value
 
@@ -212,18 +214,18 @@ def test_errors_are_shown_not_raised(env, tmp_path):
     ex = explorer(env, index=0)
     a = ex.panels[0]
     a.model.value = str(tmp_path/'no_such_clip')
-    assert 'no_such_clip' in ex.state['panels'][0]['error'] and 'ecor-error' in a.status.value and a.sentences.value == ''
+    assert 'no_such_clip' in ex.state.panels[0].error and 'ecor-error' in a.status.value and a.sentences.value == ''
     a.model.value = env.clip
-    assert ex.state['panels'][0]['error'] is None and len(shown(a)) == 5
+    assert ex.state.panels[0].error is None and len(shown(a)) == 5
     ex.rationale_path.value = str(tmp_path/'missing.json')
-    assert 'missing.json' in ex.state['panels'][0]['error']
+    assert 'missing.json' in ex.state.panels[0].error
     ex.rationale_path.value = ''
-    # prompts trained on other towers: load_ecor refuses, the panel says why
+    # prompts trained on other towers: from_pretrained refuses, the panel says why
     other = str(make_tiny_clip(tmp_path/'other_clip', seed=1))
-    ck = save_ecor(ECOR(load_towers(other)), tmp_path/'other_ck')
+    ck = ECOR(load_towers(other)).save_pretrained(tmp_path/'other_ck')
     a.checkpoint.options = [*a.checkpoint.options, ('other', str(ck))]
     a.checkpoint.value = str(ck)
-    assert 'trained on towers' in ex.state['panels'][0]['error']
+    assert 'trained on towers' in ex.state.panels[0].error
 
 
 def test_rationale_set_from_file(env, tmp_path):
@@ -232,13 +234,13 @@ def test_rationale_set_from_file(env, tmp_path):
     f.write_text(json.dumps({'cat': ['whiskers', 'fur'], 'dog': ['a wet nose', 'fur']}))
     ex = explorer(env, index=3)
     ex.rationale_path.value = str(f)
-    st = ex.state['panels'][0]
-    assert st['error'] is None and ex.rationale_spec == str(f)
-    assert {e.category for e in st['explanations']} <= {'cat', 'dog'} and len(st['explanations']) == 5
-    assert st['heatmap']['categories'] and set(st['heatmap']['categories']) == {'cat', 'dog'}
-    assert len(st['heatmap']['rationales']) == 3
+    assert ex.state.panels[0].error is None and ex.rationale_spec == str(f)
+    st = ex.state.panels[0].scores
+    assert {e.category for e in st.explanations} <= {'cat', 'dog'} and len(st.explanations) == 5
+    assert st.heatmap['categories'] and set(st.heatmap['categories']) == {'cat', 'dog'}
+    assert len(st.heatmap['rationales']) == 3
     ex.rationale_path.value = ''; ex.rationales.value = 'cifar10_level2'
-    assert ex.state['panels'][0]['error'] is None and len(ex.state['panels'][0]['categories']) == 10
+    assert ex.state.panels[0].error is None and len(ex.state.panels[0].scores.categories) == 10
 
 
 def test_dataset_switch_and_rescan(env, tmp_path):
@@ -247,7 +249,7 @@ def test_dataset_switch_and_rescan(env, tmp_path):
     ex.dataset.value = 'cifar10/train'
     assert ex.index.max == 49_999 and ex.index.value == 9999 and 'cifar10/train #9999' in ex.caption.value
     assert env.cifar.features['label'].names[0] in ex.caption.value or 'true:' in ex.caption.value
-    new = save_ecor(ECOR(env.towers), tmp_path/'later'/'checkpoint-epoch1')
+    new = ECOR(env.towers).save_pretrained(tmp_path/'later'/'checkpoint-epoch1')
     assert str(new) not in [v for _, v in ex.panels[0].checkpoint.options]
     ex.rescan.click()
     assert all(str(new) in [v for _, v in p.checkpoint.options] for p in ex.panels)

@@ -158,9 +158,11 @@ def _p_c(page, panel:str) -> list[float]:
 @pytest.mark.flaky(reruns=1)  # a JupyterLab start under heavy load can stall once; a second failure is real
 def test_explorer_in_jupyterlab(lab, tmp_path):
     chromium, sync_playwright = _chromium(), _imports()
-    from ecor.cli import load_model, load_rationale_set, load_towers
+    from ecor.hub import load_towers
+    from ecor.model import load_model
+    from ecor.data import load_rationale_set
     from ecor.data import load_image_dataset
-    from ecor.model import ECOR, explain, save_ecor
+    from ecor.model import ECOR, explain
     from ecor.towers import make_tiny_clip
     shots = Path(os.environ.get('ECOR_SCREENSHOT_DIR') or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
@@ -172,7 +174,7 @@ def test_explorer_in_jupyterlab(lab, tmp_path):
     with torch.no_grad():
         torch.manual_seed(0)
         for p in trained.prompts.parameters(): p.add_(0.5 * torch.randn_like(p))
-    ck = str(save_ecor(trained, tmp_path/'runs'/'train'/'checkpoint-epoch1'))
+    ck = str(trained.save_pretrained(tmp_path/'runs'/'train'/'checkpoint-epoch1'))
     (lab['root']/'explorer.ipynb').write_text(json.dumps(_notebook(clip, str(tmp_path/'runs'), ck), indent=1))
     rset, photo = load_rationale_set('cifar10'), load_image_dataset('cifar10', 'test')[INDEX]
     models = dict(a=load_model(towers), b=load_model(towers, ck))

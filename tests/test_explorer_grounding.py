@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 import ecor.explorer as X
-from ecor.cli import load_rationale_set
+from ecor.data import load_rationale_set
 from ecor.data import load_image_dataset
 from ecor.grounding import GroundConfig, ground, overlay
 from ecor.towers import make_tiny_clip
@@ -35,13 +35,13 @@ def test_click_shows_the_overlay_of_that_explanation(env):
     "A click draws exactly `overlay(photo, ground(...))` of the clicked explanation, with one image pass per photo."
     ex = X.RationaleExplorer(env.clip, index=4, runs_dir=env.runs, hub=env.hub)
     g = ex.grounding[0]
-    assert [o for o, _ in g.pick.options] == ex.state['panels'][0]['sentences'] and g.pick.value is None
+    assert [o for o, _ in g.pick.options] == ex.state.panels[0].scores.sentences and g.pick.value is None
     assert g.image not in g.box.children and g.state is None            # nothing drawn before a click
     calls, remove = image_passes(env.towers)
     try:
         for j in (2, 0, 4):
             g.pick.value = j
-            e = ex.state['panels'][0]['explanations'][j]
+            e = ex.state.panels[0].scores.explanations[j]
             assert g.state['explanation'] == e and g.state['error'] is None and g.image in g.box.children
             assert str(e) in g.caption.value.replace('&#x27;', "'")
             photo = env.cifar[4]['image'].convert('RGB')
@@ -63,9 +63,9 @@ def test_changes_reset_the_choice(env):
     for change in (lambda: setattr(ex.index, 'value', 2), lambda: setattr(ex.factorisation, 'value', 'inverted')):
         change()
         assert g.pick.value is None and g.image not in g.box.children and g.state is None
-        assert [o for o, _ in g.pick.options] == ex.state['panels'][0]['sentences']
+        assert [o for o, _ in g.pick.options] == ex.state.panels[0].scores.sentences
     ex.panels[0].model.value = str(env.runs/'no_such_clip')
-    assert ex.state['panels'][0]['error'] and g.pick.options == () and g.image not in g.box.children
+    assert ex.state.panels[0].error and g.pick.options == () and g.image not in g.box.children
     ex.panels[0].model.value = env.clip
     assert len(g.pick.options) == 5
 
@@ -89,7 +89,7 @@ def test_temperature_and_method_are_the_views(env):
     g = ex.grounding[0]
     g.config = GroundConfig(method='r')
     g.pick.value = 0
-    e, photo = ex.state['panels'][0]['explanations'][0], env.cifar[3]['image'].convert('RGB')
+    e, photo = ex.state.panels[0].scores.explanations[0], env.cifar[3]['image'].convert('RGB')
     with torch.no_grad():
         ref = ground(env.hub.model(env.clip), [photo], [[e]], env.rset.categories, env.rset.unique_rationales, GroundConfig(method='r'))[0][0]
     torch.testing.assert_close(g.state['heatmap'], ref, atol=1e-6, rtol=0)

@@ -43,7 +43,9 @@ def _wait_for_panel(page, timeout_ms:int):
 def test_clicked_explanation_shows_its_overlay(lab, tmp_path):
     chromium, sync_playwright = _chromium(), _imports()
     import torch
-    from ecor.cli import load_model, load_rationale_set, load_towers
+    from ecor.hub import load_towers
+    from ecor.model import load_model
+    from ecor.data import load_rationale_set
     from ecor.data import load_image_dataset
     from ecor.grounding import ground, overlay
     from ecor.model import explain

@@ -14,9 +14,10 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 import ecor.cli as cli
 from ecor.cli import run_command
-from ecor.data import ImageDecodeError, load_image, preprocess, load_image_dataset, subsample
+from ecor.images import ImageDecodeError, load_image, preprocess
+from ecor.data import load_image_dataset, subsample
 from ecor.evaluate import BenchConfig, run_benchmark
-from ecor.model import ECOR, load_ecor
+from ecor.model import ECOR
 from ecor.rationales import RationaleSet, load_rationales
 from ecor.towers import clip_towers, make_tiny_clip
 from ecor.train import (NonFiniteError, ResumeMismatchError, RunLock, RunLockedError, TrainConfig, cached_features,
@@ -197,7 +198,7 @@ def test_empty_or_partial_weights_refused(how, tiny, reference, tmp_path):
     state = load_file(ck/'ecor.safetensors')
     if how == 'empty': (ck/'ecor.safetensors').write_bytes(b''); msg = 'not a complete safetensors file'
     else: gone = sorted(state)[-1]; save_file({k: v for k, v in state.items() if k != gone}, ck/'ecor.safetensors'); msg = f"missing tensors ['{gone}']"
-    with pytest.raises(ValueError, match=msg.replace('[', r'\[')): load_ecor(ck, clip_towers(tiny))
+    with pytest.raises(ValueError, match=msg.replace('[', r'\[')): ECOR.from_pretrained(ck, clip_towers(tiny))
 
 
 @pytest.mark.parametrize('change,msg', [(dict(method='coop'), "method='ecor' there, 'coop' now"), (dict(lr=0.01), 'lr=0.002 there, 0.01 now'),
@@ -363,7 +364,7 @@ def test_long_strips_need_little_memory(zoo):
     "Before: 10000x1 took 5.3 GB (resize before crop) and 100000x1 raised MemoryError. Now: a few MB."
     r = child('''
         import resource, sys
-        from ecor.data import load_image, preprocess
+        from ecor.images import load_image, preprocess
         ims = [load_image(p) for p in sys.argv[1:]]
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         x = preprocess(ims)

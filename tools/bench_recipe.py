@@ -72,7 +72,7 @@ def measure(model: str, work: Path, reps: int, steps: int, galleries: list[str])
         for method in ('ecor', 'dror'):
             mm = ECOR(towers)
             opt = torch.optim.AdamW([p for p in mm.parameters() if p.requires_grad], lr=1e-3)
-            cfg = TrainConfig(method=method).loss_config(len(rset.categories))
+            cfg = TrainConfig(LossConfig(method)).loss_config(len(rset.categories))
             gen = torch.Generator().manual_seed(1)
             def step():
                 terms = method_loss(mm, mm.image_embeds(features=feats), labels, rset.categories, rset.unique_rationales,

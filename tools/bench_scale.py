@@ -75,7 +75,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
     cats, rats, mem = rset.categories, rset.unique_rationales, rset.membership
     from ecor.train import TrainConfig
-    cfgs = {k: TrainConfig(method=k, sample_from=sample_from).loss_config(len(cats)) for k in ('coop', 'ecor')}  # what `ecor.train.train` runs
+    cfgs = {k: TrainConfig(LossConfig(k), sample_from=sample_from).loss_config(len(cats)) for k in ('coop', 'ecor')}  # what `ecor.train.train` runs
     models = {k: ECOR(towers) for k in cfgs}
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3) for k, m in models.items()}
     g = torch.Generator().manual_seed(1)
@@ -130,12 +130,12 @@ def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, 
     "One process: the image tower alone, then explain (search) against the gallery with the cache as it is."
     import torch
     from ecor.rationales import load_dror, dror_file
-    from ecor.model import ECOR, ECORConfig, load_ecor
+    from ecor.model import ECOR, ECORConfig
     torch.manual_seed(0)
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(gallery))
     cats, rats = rset.categories, rset.unique_rationales
-    m = load_ecor(checkpoint, towers) if checkpoint else ECOR(towers, ECORConfig(learn_context=False))
+    m = ECOR.from_pretrained(checkpoint, towers) if checkpoint else ECOR(towers, ECORConfig(learn_context=False))
     m.eval().use_gallery_cache(cache)
     ims = photos(n)
     if phase == 'cold' and max_s:       # give up (and say so) rather than run for hours on a model the bound cannot prune

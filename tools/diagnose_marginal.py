@@ -16,7 +16,7 @@ import argparse
 import torch
 from ecor.default import default_towers
 from ecor.evaluate import load_split
-from ecor.model import load_ecor
+from ecor.model import ECOR
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--checkpoint', default='runs/results-checkpoints/seen-ecor-seed0/checkpoint-epoch3')
@@ -24,7 +24,7 @@ ap.add_argument('--cache_dir', default='.cache/ecor')
 args = ap.parse_args()
 towers = default_towers()
 te = load_split(towers, 'cifar10', 'test', 1000, cache_dir=args.cache_dir, progress=False)
-m = load_ecor(args.checkpoint, towers).eval()
+m = ECOR.from_pretrained(args.checkpoint, towers).eval()
 cats, rats, member = te.rset.categories, te.rset.unique_rationales, te.rset.membership.float()   # [C, R]
 with torch.no_grad(): out = m(cats, rats, features=te.feats, factorisation='ecor')
 p_r = out.log_p_r.exp()                                   # [N, R]
