@@ -43,6 +43,16 @@ def _chunk_size(per_image:int, chunk:int|None) -> int:
     "Images per chunk: the given `chunk`, or as many as keep a chunk near 2**22 gallery scores."
     return chunk if chunk else max(1, (1 << 22) // max(1, per_image))
 
+def _by_chunks(fn,            # (chunk of each tensor) -> (outcome codes, predicted category) of the chunk's images
+               tensors:tuple, # tensors with the images on the first axis
+               per_image:int, # gallery scores per image, for the default chunk size
+               chunk:int|None, # images per chunk; None: about 2**22 scores per chunk
+              ) -> tuple[Tensor, Tensor]: # (outcome codes [N], predicted category [N])
+    "Run `fn` on consecutive chunks of the images and concatenate its two outputs in image order."
+    step = _chunk_size(per_image, chunk)
+    parts = [fn(*(x[i:i + step] for x in tensors)) for i in range(0, len(tensors[0]), step)]
+    return torch.cat([o for o, _ in parts]), torch.cat([p for _, p in parts])
+
 def _outcome(right_cat:Tensor, right_rat:Tensor) -> Tensor:
     "Outcome code from two bool tensors: RR, RW, WR or WW."
     return torch.where(right_cat, torch.where(right_rat, RR, RW), torch.where(right_rat, WR, WW))
@@ -98,10 +108,7 @@ def dror_outcomes(scores:Tensor,          # [N, C, R] score per (category, ratio
         raise ValueError(f"dror_outcomes: substring=True needs names=(categories, rationales) of the gallery's {C} x {R}")
     flat = scores.reshape(N, C * R)
     y = labels.to(scores.device).long()
-    step = _chunk_size(C * R, chunk)
-    parts = [_dror_chunk(flat[i:i + step], y[i:i + step], t[i:i + step], k, R, names if substring else None)
-             for i in range(0, N, step)]
-    return torch.cat([o for o, _ in parts]), torch.cat([p for _, p in parts])
+    return _by_chunks(lambda *xs: _dror_chunk(*xs, k, R, names if substring else None), (flat, y, t), C * R, chunk)
 
 def outcome_fractions(outcomes:Tensor, # [N] outcome codes (RR/RW/WR/WW)
                       pred:Tensor,     # [N] predicted category, -1 = none
@@ -198,9 +205,7 @@ def set_outcomes(scores:Tensor,    # [N, C, R] log-scale score per (category, ra
     if rationale_from not in ('marginal', 'category'):
         raise ValueError(f"set_outcomes: rationale_from must be 'marginal' or 'category', got {rationale_from!r}")
     y, ts = labels.to(scores.device).long(), true_sets.to(scores.device)
-    step = _chunk_size(C * R, chunk)
-    parts = [_set_chunk(scores[i:i + step], y[i:i + step], ts[i:i + step], k, rationale_from) for i in range(0, N, step)]
-    return torch.cat([o for o, _ in parts]), torch.cat([p for _, p in parts])
+    return _by_chunks(lambda *xs: _set_chunk(*xs, k, rationale_from), (scores, y, ts), C * R, chunk)
 
 def set_metrics(scores:Tensor,    # [N, C, R] log-scale score per (category, rationale) pair; -inf = pair absent
                 labels:Tensor,    # [N] true category index
@@ -237,11 +242,12 @@ def search_metrics(res:SearchResult,        # `search.search_joint` / `ECOR.sear
 def per_class_accuracy(pred:Tensor,   # [N] predicted class, -1 = none
                        labels:Tensor, # [N] true class index
                        n_classes:int, # number of classes C
-                      ) -> Tensor:    # [C] float accuracy per class; NaN for a class with no images
+                       dtype:torch.dtype=torch.float32, # of the result (computed in float64)
+                      ) -> Tensor:    # [C] accuracy per class; NaN for a class with no images
     "Accuracy of each class over its own images."
     _check_index('per_class_accuracy', 'labels', labels, None, n_classes)
     if tuple(pred.shape) != tuple(labels.shape):
         raise ValueError(f"per_class_accuracy: pred shape {tuple(pred.shape)} != labels shape {tuple(labels.shape)}")
     labels = labels.long()
     right = torch.bincount(labels[pred.to(labels.device) == labels], minlength=n_classes).double()
-    return (right / torch.bincount(labels, minlength=n_classes).double()).float()
+    return (right / torch.bincount(labels, minlength=n_classes).double()).to(dtype)

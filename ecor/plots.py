@@ -117,10 +117,9 @@ def _class_frame(pred:Tensor, labels:Tensor, categories:list[str], rationale_rig
     "Per-class n, accuracy and (if given) rationale accuracy, in category order."
     C = len(categories)
     pred, labels = torch.as_tensor(pred).cpu(), torch.as_tensor(labels).cpu()
-    per_class_accuracy(pred, labels, C)  # only to check the input: labels in [0, C), pred of the same shape
+    acc = per_class_accuracy(pred, labels, C, dtype=torch.float64)  # also checks labels in [0, C), pred of the same shape
     labels = labels.long()
     n = torch.bincount(labels, minlength=C)
-    acc = torch.bincount(labels[pred.long() == labels], minlength=C).double() / n.double()  # float64, unlike metrics
     d = dict(category=list(categories), n=n.tolist(), accuracy=acc.tolist())
     if rationale_right is not None:
         rr = torch.as_tensor(rationale_right).cpu()
