@@ -15,7 +15,7 @@ from .model import ECOR, Explanation, load_model, explain as explain_images
 from .data import (load_image_dataset, class_names, match_classes, encode_labels, subsample, load_doubleright,
                        load_rationale_set)
 from .loss import LossConfig, OBJECTIVES
-from .train import TrainConfig, train as train_prompts, cached_features, on_cpu
+from .train import TrainConfig, train as train_prompts, cached_features, subset_key, on_cpu
 from .evaluate import BenchConfig, run_benchmark, METHODS
 
 # %% auto #0
@@ -215,7 +215,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     labels = encode_labels(ds, match, rset, strict=root is not None)   # DoubleRight: each photo's own rationale
     state = PartialState(cpu=on_cpu())   # several processes: the main one computes and caches, the others then read
     with state.main_process_first():
-        feats = cached_features(towers.image, ds, cache_dir, data_key=f'{data}/{split}/n={n}/seed={seed}/classes=all',
+        feats = cached_features(towers.image, ds, cache_dir, data_key=subset_key(data, split, n, seed),
                                 progress=state.is_main_process)
     torch.manual_seed(seed)
     m = ECOR(towers)

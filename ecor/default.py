@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 from efficientnet_lite_pytorch import EfficientNet
-from .towers import TextTower, ImageTower, Towers
+from .towers import TextTower, ImageTower, Towers, length_batches
 from .images import preprocess, PreprocessConfig
 
 # %% auto #0
@@ -47,7 +47,6 @@ class MiniLMTextTower(TextTower):
         self.dim, self.max_len = cfg.hidden_size, min(max_len, cfg.max_position_embeddings)
         self.bos_id, self.eos_id, self.pad_id = t.cls_token_id, t.sep_token_id, t.pad_token_id
 
-    def tokenize(self, texts): return self.tokenizer(list(texts), add_special_tokens=False)['input_ids']
     def embed_tokens(self, ids): return self.bert.embeddings.word_embeddings(ids.to(self.bert.device))
     def encode(self, embeds, attention_mask):
         return self.bert(inputs_embeds=embeds, attention_mask=attention_mask.to(embeds.device)).last_hidden_state
@@ -115,13 +114,11 @@ def embed_texts(text:TextTower,      # the text tower
                 texts:list[str],     # texts to embed
                 batch_size:int=128,  # texts per forward pass
                ) -> Tensor:          # [len(texts), text.dim], no gradient
-    "Embed many texts without gradients, batched by token length so little padding is computed."
-    order = np.argsort([len(t) for t in text.tokenize(texts)], kind='stable')
+    "Embed many texts without gradients, batched by token length so little padding is computed (`length_batches`)."
     out = torch.empty(len(texts), text.dim)
     with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            idx = order[i:i+batch_size]
-            out[torch.from_numpy(idx)] = text([texts[j] for j in idx]).float().cpu()
+        for idx in length_batches([len(t) for t in text.tokenize(texts)], batch_size):
+            out[torch.tensor(idx)] = text([texts[j] for j in idx]).float().cpu()
     return out
 
 # %% ../nbs/02b_default.ipynb #7e207470
@@ -180,7 +177,7 @@ class ImageNetBridgeTower(ImageTower):
 DEFAULT_NAME = 'ecor-default-effnetlite0-minilm' # the default towers' name (in caches and checkpoints)
 
 def default_towers(config:DefaultConfig|None=None, # settings; None: `DefaultConfig()`
-                  ) -> Towers:                     # image + text towers and the logit scale
+                  ) -> Towers:                     # image + text towers and the cosine scale
     "The embedded default model: EfficientNet-Lite0 bridged through ImageNet class names to all-MiniLM-L6-v2."
     cfg = config or DefaultConfig()
     if cfg.cosine_scale <= 0: raise ValueError(f'DefaultConfig.cosine_scale must be > 0, got {cfg.cosine_scale}')

@@ -23,7 +23,7 @@ from .data import (load_image_dataset, class_names, match_classes, encode_labels
                        select_classes, load_doubleright, doubleright_dirs, doubleright_name, DATASETS, dataset_aliases,
                        load_rationale_set)
 from .loss import LossConfig
-from .train import TrainConfig, train, cached_features
+from .train import TrainConfig, train, cached_features, subset_key
 
 # %% auto #0
 __all__ = ['METHODS', 'TRAINED', 'SEARCHED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'METRICS', 'COMPARED', 'pair_joint',
@@ -205,7 +205,7 @@ def load_split(towers:Towers,            # the image tower computes (or the cach
         match = match_classes(class_names(base), rset, aliases=aliases)
     ds = subsample(base, n, seed=seed) if n is not None and n < len(base) else base
     labels = encode_labels(ds, match, rset).category
-    key = f'{dataset}/{split}/n={n}/seed={seed}/classes={",".join(categories) if categories else "all"}'
+    key = subset_key(dataset, split, n, seed, categories)
     return Split(cached_features(towers.image, ds, cache_dir, data_key=key, progress=progress), labels, rset, f'{dataset}:{split}')
 
 # %% ../nbs/10_evaluate.ipynb #cb4eb2ba

@@ -219,7 +219,7 @@ def _pairs(explanations:list, categories:list[str], rationales:list[str]) -> lis
         out.append((ci[c], ri[r]))
     return out
 
-def location_scores(model:ECOR,              # the model: its prompts, text cache and logit scale
+def location_scores(model:ECOR,              # the model: its prompts, text cache and cosine scale
                     embeds:Tensor,           # per-location embeddings [L, dim]
                     pairs:list[tuple[int, int]], # (category index, rationale index) of each explanation
                     categories:list[str],    # the gallery's categories (C)

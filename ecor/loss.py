@@ -9,13 +9,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from .definition import NEEDS, Factorisation
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'RENAMED', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'method_loss']
+__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'method_loss']
 
 # %% ../nbs/05_loss.ipynb #17269e08
 OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
 RENAMED = {'inverted': 'ecor-inverted', 'independent': 'ecor-independent'} # older spellings, read as the new ones
+TERMS = {'coop': ('c',), 'dror': ('pair',), 'ecor': NEEDS[Factorisation.ecor], 'ecor-inverted': NEEDS[Factorisation.inverted],
+         'ecor-independent': NEEDS[Factorisation.independent]}  # the logits each objective trains: a factorisation's `NEEDS`
 
 @dataclass
 class LossConfig:
@@ -171,13 +174,13 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     def enc(which, fillers):
         count[0] += len(fillers)
         return model.text_embeds(which, fillers)
-    if m in ('coop', 'ecor-inverted', 'ecor-independent'):   # -log P(c*|I)
+    if 'c' in TERMS[m]:                  # -log P(c*|I)
         t = enc('c', [dict(category=categories[c]) for c in sg.cats])
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
-    if m in ('ecor', 'ecor-independent'):               # -log P(R*|I)
+    if 'r' in TERMS[m]:                  # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
         terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))
-    if m in ('ecor', 'ecor-inverted', 'dror'):          # the pair term of the anchor images
+    if 'pair' in TERMS[m]:               # the pair term of the anchor images
         name = {'ecor': 'category_given_rationale', 'ecor-inverted': 'rationale_given_category', 'dror': 'pair'}[m]
         a = sg.anchor.nonzero()[:, 0]
         if len(a) == 0: terms[name] = img.sum() * 0.

@@ -55,7 +55,7 @@ class ECOROutput:
 # %% ../nbs/04_model.ipynb #6448677c
 class ECOR(nn.Module):
     "Prompt-tuned CLIP-style model of P(c,R|I) over a category x rationale gallery."
-    def __init__(self, towers:Towers, # image + text towers and logit scale
+    def __init__(self, towers:Towers, # image + text towers and cosine scale
                  config:ECORConfig|None=None):
         super().__init__()
         self.config = config = config or ECORConfig()
@@ -186,18 +186,25 @@ def forward(self:ECOR, categories:list[str],     # gallery categories (C)
            ) -> ECOROutput:
     "Score images against every (category, rationale) pair under `factorisation`."
     kind = Factorisation(factorisation)
-    img = self.image_embeds(pixel_values, features)
+    lj, lg = self.joint(self.image_embeds(pixel_values, features), categories, rationales, kind)
+    return ECOROutput(lj, category_marginal(lj), rationale_marginal(lj), list(categories), list(rationales), kind.value, lg)
+
+@patch
+def joint(self:ECOR, img:Tensor,           # normalised image embeddings [N, dim]
+          categories:list[str], rationales:list[str],
+          factorisation:str|Factorisation='ecor',
+         ) -> tuple[Tensor, dict]:          # (log P(c,R|I) [N, C, R], the logits used)
+    "The joint over the whole gallery from image embeddings; without gradients, with the search's arithmetic."
+    kind = Factorisation(factorisation)
     if kind is Factorisation.independent or torch.is_grad_enabled():
         lg = self.logits(img, categories, rationales, NEEDS[kind])
-        lj = log_joint(kind, logits_r=lg.get('r'), logits_c=lg.get('c'), logits_pair=lg.get('pair'))
-    else:  # the search's arithmetic, on every column (or row)
-        which, s1, lf = self.first_factor(img, categories, rationales, kind)
-        first = 'rationale' if which == 'r' else 'category'
-        s = self.pair_logits(img, categories, rationales, first, range(lf.shape[1]))    # [N, A, B]
-        lj = lf[:, :, None] + torch.log_softmax(s, -1)
-        if first == 'rationale': lj, s = lj.transpose(1, 2).contiguous(), s.transpose(1, 2)
-        lg = {which: s1, 'pair': s}
-    return ECOROutput(lj, category_marginal(lj), rationale_marginal(lj), list(categories), list(rationales), kind.value, lg)
+        return log_joint(kind, logits_r=lg.get('r'), logits_c=lg.get('c'), logits_pair=lg.get('pair')), lg
+    which, s1, lf = self.first_factor(img, categories, rationales, kind)   # the search's arithmetic, on every column (or row)
+    first = 'rationale' if which == 'r' else 'category'
+    s = self.pair_logits(img, categories, rationales, first, range(lf.shape[1]))    # [N, A, B]
+    lj = lf[:, :, None] + torch.log_softmax(s, -1)
+    if first == 'rationale': lj, s = lj.transpose(1, 2).contiguous(), s.transpose(1, 2)
+    return lj, {which: s1, 'pair': s}
 
 # %% ../nbs/04_model.ipynb #8f046abe
 @patch
@@ -272,8 +279,13 @@ def explain_embeds(self:ECOR, img:Tensor,   # normalised image embeddings [N, di
                    k:int=5,                 # explanations per image
                    factorisation:str='ecor',# 'ecor', 'inverted' or 'independent'
                    certify:bool=True,       # search until the predicted category (rationale, inverted) is certified
+                   full_below:int=200_000,  # galleries of at most this many pairs are scored whole: exact marginals
                   ) -> list[list[Explanation]]:
-    "Top-k explanations of image embeddings from the search, with their marginals (one bounded, see above)."
+    "Top-k explanations of image embeddings with their marginals: the whole gallery when small, else the search (one bounded)."
+    if len(categories) * len(rationales) <= full_below:
+        lj = self.joint(img, categories, rationales, factorisation)[0]
+        lpc, lpr = category_marginal(lj), rationale_marginal(lj)
+        return explanations(top_explanations(lj, k), lpc, lpr, categories, rationales)
     res = self.search(img, categories, rationales, k, factorisation, certify=certify)
     lpc, lpr, bounded = self.search_marginals(img, categories, rationales, res, factorisation)
     return explanations(res.top, lpc, lpr, categories, rationales, res.unvisited if bounded else None, bounded)
@@ -285,12 +297,13 @@ def explain(model:ECOR,                      # a (trained) ECOR model
             rationales:list[str],            # gallery rationales
             k:int=5,                         # explanations per image
             factorisation:str='ecor',        # 'ecor', 'inverted' or 'independent'
-            certify:bool=True,               # search until each image's predicted category is certified
+            certify:bool=True,               # large galleries: search until each image's predicted category is certified
+            full_below:int=200_000,          # galleries of at most this many pairs are scored whole (exact marginals)
            ) -> list[list[Explanation]]:     # k explanations per image, best first
     "Top-k 'category because there is rationale' explanations of each image, with P(c,R|I), P(c|I) and P(R|I)."
     model.eval()
     img = model.image_embeds(pixel_values=model.image_tower.preprocess(images))
-    return model.explain_embeds(img, categories, rationales, k, factorisation, certify)
+    return model.explain_embeds(img, categories, rationales, k, factorisation, certify, full_below)
 
 # %% ../nbs/04_model.ipynb #f3b55086
 def nonfinite(tensors:dict) -> list[str]: # names of floating-point tensors holding NaN or ±inf, sorted

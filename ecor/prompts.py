@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .towers import TextTower
+from .towers import TextTower, length_batches
 
 # %% auto #0
-__all__ = ['parse_template', 'length_batches', 'PromptLearner']
+__all__ = ['parse_template', 'PromptLearner']
 
 # %% ../nbs/03_prompts.ipynb #41190ae4
 def parse_template(template:str, # e.g. 'This is a photo of a {category} because there is {rationale}'
@@ -28,20 +28,6 @@ def parse_template(template:str, # e.g. 'This is a photo of a {category} because
     return parts
 
 # %% ../nbs/03_prompts.ipynb #3044bd9b
-def length_batches(lengths:list[int],  # token count of each text
-                   max_size:int=256,     # texts per batch, at most
-                   slack:float=1.25,     # a batch's longest text is at most this times its shortest ...
-                   min_size:int=16,      # ... unless the batch would otherwise stay smaller than this
-                  ) -> list[list[int]]:  # batches of indices into `lengths`, shortest texts first
-    "Group texts by length, so that a batch pads little: the cost of a batch is its size times its longest text."
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    batches = []
-    for j in order:
-        b = batches[-1] if batches else None
-        if b is None or len(b) >= max_size or (len(b) >= min_size and lengths[j] > slack * lengths[b[0]]): batches.append([j])
-        else: b.append(j)
-    return batches
-
 class PromptLearner(nn.Module):
     "Learned context vectors for one prompt template, run through a `TextTower`."
     def __init__(self, tower:TextTower, # the text tower the prompts run through (not registered as a submodule)

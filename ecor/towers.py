@@ -13,13 +13,16 @@ from transformers import CLIPConfig, CLIPModel, CLIPTokenizer, AutoTokenizer
 from transformers.masking_utils import create_causal_mask
 
 # %% auto #0
-__all__ = ['TextTower', 'ImageTower', 'Towers', 'CLIPTextTower', 'CLIPImageTower', 'clip_towers', 'make_tiny_clip']
+__all__ = ['TextTower', 'length_batches', 'ImageTower', 'Towers', 'CLIPTextTower', 'CLIPImageTower', 'clip_towers',
+           'make_tiny_clip']
 
 # %% ../nbs/02_towers.ipynb #926810fa
 class TextTower(nn.Module):
     "What ECOR needs from a text encoder: tokenise, embed tokens, encode from embeddings, pool."
     name:str; dim:int; max_len:int; bos_id:int; eos_id:int; pad_id:int
-    def tokenize(self, texts:list[str]) -> list[list[int]]: raise NotImplementedError
+    def tokenize(self, texts:list[str]) -> list[list[int]]: # token ids without special tokens
+        "Token ids of each text; by default with a Hugging Face tokenizer in `self.tokenizer`."
+        return self.tokenizer(list(texts), add_special_tokens=False)['input_ids']
     def embed_tokens(self, ids:Tensor) -> Tensor: raise NotImplementedError
     def encode(self, embeds:Tensor, attention_mask:Tensor) -> Tensor: raise NotImplementedError
     def pool(self, hidden:Tensor, attention_mask:Tensor, eos_index:Tensor) -> Tensor: raise NotImplementedError
@@ -43,6 +46,21 @@ class TextTower(nn.Module):
 
 def _dev(m:nn.Module): return next(m.parameters()).device
 
+# %% ../nbs/02_towers.ipynb #17543ca9
+def length_batches(lengths:list[int],  # token count of each text
+                   max_size:int=256,     # texts per batch, at most
+                   slack:float=1.25,     # a batch's longest text is at most this times its shortest ...
+                   min_size:int=16,      # ... unless the batch would otherwise stay smaller than this
+                  ) -> list[list[int]]:  # batches of indices into `lengths`, shortest texts first
+    "Group texts by length, so that a batch pads little: the cost of a batch is its size times its longest text."
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches = []
+    for j in order:
+        b = batches[-1] if batches else None
+        if b is None or len(b) >= max_size or (len(b) >= min_size and lengths[j] > slack * lengths[b[0]]): batches.append([j])
+        else: b.append(j)
+    return batches
+
 # %% ../nbs/02_towers.ipynb #1c3e5238
 class ImageTower(nn.Module):
     "What ECOR needs from an image encoder: preprocessing, a frozen cacheable backbone, and a light head."
@@ -55,7 +73,7 @@ class ImageTower(nn.Module):
 # %% ../nbs/02_towers.ipynb #646722f0
 @dataclass
 class Towers:
-    "An image tower, a text tower and the logit scale that turns their cosine similarities into logits."
+    "An image tower, a text tower and the cosine scale that turns their cosine similarities into logits (CLIP: exp(logit_scale))."
     image: ImageTower  # images -> [N, dim]
     text: TextTower    # texts -> [M, dim]
     cosine_scale: float # multiplies cosine similarity (CLIP: exp(logit_scale) = 100)
@@ -72,7 +90,6 @@ class CLIPTextTower(TextTower):
         self.bos_id, self.eos_id = tokenizer.bos_token_id, tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    def tokenize(self, texts): return self.tokenizer(list(texts), add_special_tokens=False)['input_ids']
     def embed_tokens(self, ids): return self.text_model.embeddings.token_embedding(ids)
 
     def encode(self, embeds, attention_mask):

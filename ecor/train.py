@@ -20,10 +20,10 @@ from .model import ECOR, file_digest, checkpoint_problem, latest_checkpoint, _CH
 from .loss import LossConfig, method_loss
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'feature_key', 'cached_features',
-           'LossModule', 'TrainConfig', 'save_checkpoint', 'RunLockedError', 'RunLock', 'ResumeMismatchError',
-           'data_digest', 'check_resume', 'resume_from', 'set_aside_previous_run', 'NonFiniteError',
-           'check_train_config', 'check_features', 'check_step', 'guarded_run', 'on_cpu', 'train']
+__all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'subset_key', 'feature_key',
+           'cached_features', 'LossModule', 'TrainConfig', 'save_checkpoint', 'RunLockedError', 'RunLock',
+           'ResumeMismatchError', 'data_digest', 'check_resume', 'resume_from', 'set_aside_previous_run',
+           'NonFiniteError', 'check_train_config', 'check_features', 'check_step', 'guarded_run', 'on_cpu', 'train']
 
 # %% ../nbs/09_train.ipynb #62c90ab9
 import functools, inspect, os, re, shutil, socket, time, warnings
@@ -60,6 +60,15 @@ def images_digest(ds,                  # a `datasets.Dataset` (or anything index
     else:
         for im in ds[column]: h.update(f'{im.mode}{im.size};'.encode()); h.update(im.tobytes())
     return h.hexdigest()
+
+def subset_key(dataset:str,    # the data set's name (or hub id / folder)
+               split:str,      # its split
+               n:int|None,     # the subset's size as asked (None or 0: all)
+               seed:int,       # the subset's seed
+               categories:list[str]|None=None, # the classes kept, None: all
+              ) -> str:        # e.g. 'cifar10/train/n=1000/seed=0/classes=all'
+    "How `ecor-train` and `ecor.evaluate` name a data subset in feature-cache keys (the photos' digest is always added)."
+    return f'{dataset}/{split}/n={n}/seed={seed}/classes={",".join(categories) if categories else "all"}'
 
 def feature_key(tower:ImageTower, data_key:str) -> str:
     "Cache key of a data set's features under an image tower: its name, weights and preprocessing, and the data."

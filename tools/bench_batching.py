@@ -1,4 +1,4 @@
-"""Length-grouped prompt batches (`prompts.length_batches`) against one sorted run of fixed-size batches, 1 thread, default model.
+"""Length-grouped prompt batches (`towers.length_batches`) against one sorted run of fixed-size batches, 1 thread, default model.
 
     python tools/bench_batching.py
 """
