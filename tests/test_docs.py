@@ -38,6 +38,7 @@ def _nb(*cells):
 
 SETTINGS = """[DEFAULT]
 repo = tiny
+user = tiny
 lib_name = tinylib
 lib_path = tinylib
 nbs_path = nbs
