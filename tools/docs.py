@@ -36,9 +36,9 @@ class BuildError(Exception):
 
 def settings(root:Path):
     "nbdev's config of the repository at `root` (its settings.ini)."
-    from nbdev.config import get_config
+    from nbdev.config import Config, _apply_defaults, _types   # get_config(path=) reads the one above the cwd
     if not (Path(root)/'settings.ini').exists(): raise BuildError(f'{root}/settings.ini: not found')
-    return get_config(path=root)
+    return _apply_defaults(Config(Path(root).resolve(), 'settings.ini', types=_types))
 
 def page_name(nb:Path) -> str: from nbdev.doclinks import _nbpath2html; return _nbpath2html(Path(nb)).name
 
@@ -76,10 +76,12 @@ def proc_nb(nb_path:Path, out:Path, execute:bool, flags:set) -> list[str]:
     "Execute `nb_path` (unless not `execute`), apply nbdev's processors, write it to `out`; the problems found."
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
+    from nbdev.config import get_config
     from nbdev.process import NBProcessor
     from nbdev.processors import FilterDefaults, exec_show_docs, _default_exp
     os.environ['IN_TEST'] = '1'
     nb_path, problems = Path(nb_path).resolve(), []
+    cfg = get_config()                               # the settings.ini above the cwd, the repository's
     nb = read_nb(nb_path)
     nb.path_ = str(nb_path)
     for i, c in enumerate(nb.cells): c.idx_ = i
@@ -95,14 +97,17 @@ def proc_nb(nb_path:Path, out:Path, execute:bool, flags:set) -> list[str]:
         try: shell.run_all(nb, exc_stop=True, preproc=skip)
         except Exception as e:
             problems.append(f'cell {shell._cell_idx}: {type(e).__name__}: {e}')
-            for o in nb.cells[shell._cell_idx - 1].outputs:    # IPython's traceback, printed, repeats the error output
-                if o.output_type == 'stream': o.text = re.split(r'^-{40,}$', ''.join(o.text), flags=re.M)[0]
+            c = nb.cells[shell._cell_idx - 1]                  # IPython's traceback, printed, repeats the error output
+            for o in c.outputs:
+                if o.output_type == 'stream': o.text = re.split(r'^(?:\x1b\[[\d;]*m)*-{40,}', ''.join(o.text), flags=re.M)[0]
+            c.outputs = [o for o in c.outputs if o.output_type != 'stream' or o.text.strip()]
             print(shell.prettytb(fname=nb_path), file=sys.stderr)
+    os.chdir(cfg.config_path)                        # where nbdev_proc_nbs runs (source links find ecor/*.py)
     _split_title(nb)
-    from nbdev.config import get_config
-    mod = _default_exp(nb) and f"{get_config().lib_name}.{_default_exp(nb)}"
+    mod = _default_exp(nb) and f"{cfg.lib_name}.{_default_exp(nb)}"
     procs = [show_docs(shell, mod, problems) if p is exec_show_docs else p for p in FilterDefaults().procs()]
     NBProcessor(nb=nb, procs=procs).process()
+    for c in nb.cells: c.pop('has_sd', None)
     write_nb(nb, out)
     return problems
 
@@ -229,7 +234,7 @@ def render(nb_file:Path, pages:list, current:Path, cfg, problems:list) -> str:
 def _proc_sub(nb:Path, out:Path, root:Path, execute:bool, flags:set) -> list[str]:
     "`proc_nb` in a fresh interpreter (one shell, one plot backend, one import of the library per notebook)."
     cmd = [sys.executable, __file__, '--proc', str(nb), str(out), '--root', str(root), '--flags', ' '.join(flags)]
-    p = subprocess.run(cmd + ([] if execute else ['--no-exec']), capture_output=True, text=True,
+    p = subprocess.run(cmd + ([] if execute else ['--no-exec']), capture_output=True, text=True, cwd=root,
                        env={**os.environ, 'PYTHONPATH': os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')])})
     if p.returncode != 0 or not out.exists(): return [f'processing failed (exit {p.returncode}): {p.stderr[-3000:]}']
     if p.stderr.strip(): print(p.stderr, file=sys.stderr)
