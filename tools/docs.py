@@ -228,6 +228,15 @@ def render(nb_file:Path, pages:list, current:Path, cfg, problems:list) -> str:
         return f'{m.group(1)}{page_name(nb)}{m.group(3)}'
     return re.sub(r'(href=")(?:\./)?([^"/:#?]+)\.ipynb([#"])', ipynb, out)
 
+def fix_anchors(htmls:dict) -> dict:
+    "Links to a method nbdev does not document (`#cls.meth`) go to its class's entry (`#cls`)."
+    ids = {n: set(re.findall(r'\sid="([^"]+)"', h)) for n, h in htmls.items()}
+    def fix(name, m):
+        page, frag = m.group(1) or name, m.group(2)
+        while frag not in ids.get(page, {frag}) and '.' in frag: frag = frag.rpartition('.')[0]
+        return f'href="{m.group(1)}#{frag}"'
+    return {n: re.sub(r'href="([\w.-]*\.html|)#([^"]+)"', lambda m: fix(n, m), h) for n, h in htmls.items()}
+
 # ---------------------------------------------------------------------------------------------------------------
 # The site
 
@@ -263,14 +272,15 @@ def build(root:Path=ROOT, out:Path|str|None=None, execute:bool=True, keep_going:
                 raw = [c for c in json.loads((tmp/nb.name).read_text())['cells'] if c['cell_type'] == 'raw']
                 titles[nb] = (_fm2dict(''.join(raw[0]['source'])) if raw else {}).get('title', nb.stem)
         pages = [(page_name(nb), titles[nb]) for nb in nbs]
-        htmls = {nb: render(tmp/nb.name, pages, nb, cfg, probs) if (tmp/nb.name).exists() else '' for nb, probs in zip(nbs, found)}
+        htmls = fix_anchors({page_name(nb): render(tmp/nb.name, pages, nb, cfg, probs) if (tmp/nb.name).exists() else ''
+                             for nb, probs in zip(nbs, found)})
     where = {nb: nb.relative_to(root).as_posix() for nb in nbs}
     problems = [f'{where[nb]} {p}' if p.startswith('cell ') else f'{where[nb]}: {p}' for nb, ps in zip(nbs, found) for p in ps]
     if problems and not keep_going:
         raise BuildError('\n'.join(problems) + '\n(cells count from 1; `--keep-going` builds the site anyway, marked)')
     out.mkdir(parents=True, exist_ok=True)
     for p in out.glob('*.html'): p.unlink()
-    for nb, name in zip(nbs, names): (out/name).write_text(htmls[nb], encoding='utf-8')
+    for name in names: (out/name).write_text(htmls[name], encoding='utf-8')
     shutil.copy2(ASSETS/'docs.css', out/'docs.css')
     from pygments.formatters import HtmlFormatter
     with open(out/'docs.css', 'a') as f: f.write('\n' + HtmlFormatter(style='default').get_style_defs('.highlight'))
