@@ -17,7 +17,11 @@ Hand-written, because no library here does it:
   files and to the site's own `doc_host` made relative; the title and description of the frontmatter;
 - maths: `$...$` / `$$...$$` (found by nbconvert's markdown parser) become MathML at build time with latex2mathml,
   mended where it falls short (`mathvariant`, which Chromium ignores, as Unicode letters; `<` in `\\text`; `aligned`);
-- nbdev's `FrontmatterProc` drops the whole markdown cell holding the `# title`; the title cell is split first.
+- nbdev's `FrontmatterProc` drops the whole markdown cell holding the `# title`; the title cell is split first;
+- nbdev links `Cls.meth` to `#cls.meth`, which `show_doc` only makes for a method shown on its own: such links go
+  to `#cls`; a failed cell's traceback, which IPython also prints, is kept once.
+As on nbdev's sites, an `#| export` cell shows its docs, not its source (`rm_export`; `skip_procs = rm_export` in
+settings.ini shows both).
 
 A cell that raises, a symbol that cannot be documented or maths that cannot be converted stops the build with exit
 status 1, naming the notebook and cell; `--keep-going` writes the site anyway with each problem marked on its page.
