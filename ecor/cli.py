@@ -5,7 +5,7 @@
 # %% ../nbs/11_cli.ipynb #ecb04f74
 from __future__ import annotations
 import json, sys, time
-from dataclasses import asdict, replace
+from dataclasses import asdict, replace, fields as dataclass_fields
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, Param
@@ -318,12 +318,13 @@ def explain(images:Param('image files', nargs='+'),
     if ground:
         from ecor.grounding import ground_files
         ground_files(model, res, rset, ground)   # adds each explanation's 'overlay' path
+    fields = [f.name for f in dataclass_fields(Explanation)]   # an explanation's own (not --ground's 'overlay')
     if json_out: print(json.dumps(res, indent=1))
     else:
         for r in res:
             if 'error' in r: continue
             print(r['image'])
-            for e in r['explanations']: print(f'  {Explanation(**e)}')
+            for e in r['explanations']: print(f'  {Explanation(**{k: e[k] for k in fields})}')
         if ground: print(f"overlays of {sum(len(r.get('explanations', [])) for r in res)} explanations written to {ground}")
     failed = [r for r in res if 'error' in r]
     for r in failed: print(f'ecor-explain: error: {r["error"]}', file=sys.stderr)

@@ -18,6 +18,7 @@ from ecor.images import ImageDecodeError, load_image, preprocess
 from ecor.data import load_image_dataset, subsample
 from ecor.evaluate import BenchConfig, run_benchmark
 from ecor.model import ECOR
+from ecor.loss import LossConfig
 from ecor.rationales import RationaleSet, load_rationales
 from ecor.towers import clip_towers, make_tiny_clip
 from ecor.train import (NonFiniteError, ResumeMismatchError, RunLock, RunLockedError, TrainConfig, cached_features,
@@ -110,9 +111,10 @@ def test_library_refuses_bad_config_and_nan_features(tiny, tmp_path):
     feats, labels = toy_data()
     m = ECOR(clip_towers(tiny))
     for cfg, msg in [(dict(lr=float('inf')), 'TrainConfig.lr=inf'), (dict(lr=1e6), 'TrainConfig.lr=1000000.0'),
-                     (dict(epochs=0), 'TrainConfig.epochs=0'), (dict(anchors=0), 'TrainConfig.anchors=0')]:
+                     (dict(epochs=0), 'TrainConfig.epochs=0')]:
         with pytest.raises(ValueError, match=msg.replace('.', r'\.')):
             train(m, feats, labels, TOY, TrainConfig(output_dir=str(tmp_path), **cfg))
+    with pytest.raises(ValueError, match=r'LossConfig\.anchors=0'): TrainConfig(LossConfig(anchors=0))
     feats[7, 2] = float('nan')
     with pytest.raises(ValueError, match=r'features: non-finite values in rows \[7\] of 16'):
         train(m, feats, labels, TOY, TrainConfig(output_dir=str(tmp_path)))
@@ -201,7 +203,7 @@ def test_empty_or_partial_weights_refused(how, tiny, reference, tmp_path):
     with pytest.raises(ValueError, match=msg.replace('[', r'\[')): ECOR.from_pretrained(ck, clip_towers(tiny))
 
 
-@pytest.mark.parametrize('change,msg', [(dict(method='coop'), "method='ecor' there, 'coop' now"), (dict(lr=0.01), 'lr=0.002 there, 0.01 now'),
+@pytest.mark.parametrize('change,msg', [(dict(loss=LossConfig('coop')), "loss.method='ecor' there, 'coop' now"), (dict(lr=0.01), 'lr=0.002 there, 0.01 now'),
                                         (dict(seed=3), 'seed=0 there, 3 now')])
 def test_resume_refuses_another_run(change, msg, tiny, reference, tmp_path):
     out = tmp_path/'run'; shutil.copytree(reference[1], out)
@@ -214,7 +216,7 @@ def test_cli_resume_with_another_method(tiny, tmp_path):
     base = ['--model', tiny, '--n', 40, '--batch_size', 20, '--output_dir', tmp_path/'run', '--cache_dir', tmp_path/'cache']
     assert cmd(cli.train, *base, '--epochs', 1)[0] == 0
     rc, _, err = cmd(cli.train, *base, '--epochs', 2, '--method', 'coop', '--resume')
-    assert rc == 1 and "was written by a different run: method='ecor' there, 'coop' now" in errors(err)[-1]
+    assert rc == 1 and "was written by a different run: loss.method='ecor' there, 'coop' now" in errors(err)[-1]
     rc, out, err = cmd(cli.train, *base, '--epochs', 2, '--method', 'coop', '--resume', '--force_resume')
     assert rc == 0 and any('resuming anyway (force_resume)' in l for l in errors(err)), err
 

@@ -233,12 +233,12 @@ def render(nb_file:Path, pages:list, current:Path, cfg, problems:list) -> str:
     return re.sub(r'(href=")(?:\./)?([^"/:#?]+)\.ipynb([#"])', ipynb, out)
 
 def fix_anchors(htmls:dict) -> dict:
-    "Links to a method nbdev does not document (`#cls.meth`) go to its class's entry (`#cls`)."
+    "Symbol links to what nbdev does not document: a method (`#cls.meth`) goes to its class's entry, a private helper to its page."
     ids = {n: set(re.findall(r'\sid="([^"]+)"', h)) for n, h in htmls.items()}
     def fix(name, m):
         page, frag = m.group(1) or name, m.group(2)
         while frag not in ids.get(page, {frag}) and '.' in frag: frag = frag.rpartition('.')[0]
-        return f'href="{m.group(1)}#{frag}"'
+        return f'href="{m.group(1)}#{frag}"' if frag in ids.get(page, {frag}) else f'href="{page}"'
     return {n: re.sub(r'href="([\w.-]*\.html|)#([^"]+)"', lambda m: fix(n, m), h) for n, h in htmls.items()}
 
 # ---------------------------------------------------------------------------------------------------------------
