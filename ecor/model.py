@@ -279,7 +279,7 @@ def explain_embeds(self:ECOR, img:Tensor,   # normalised image embeddings [N, di
                    k:int=5,                 # explanations per image
                    factorisation:str='ecor',# 'ecor', 'inverted' or 'independent'
                    certify:bool=True,       # search until the predicted category (rationale, inverted) is certified
-                   full_below:int=200_000,  # galleries of at most this many pairs are scored whole: exact marginals
+                   full_below:int=10_000,   # galleries of at most this many pairs are scored whole: exact marginals
                   ) -> list[list[Explanation]]:
     "Top-k explanations of image embeddings with their marginals: the whole gallery when small, else the search (one bounded)."
     if len(categories) * len(rationales) <= full_below:
@@ -298,7 +298,7 @@ def explain(model:ECOR,                      # a (trained) ECOR model
             k:int=5,                         # explanations per image
             factorisation:str='ecor',        # 'ecor', 'inverted' or 'independent'
             certify:bool=True,               # large galleries: search until each image's predicted category is certified
-            full_below:int=200_000,          # galleries of at most this many pairs are scored whole (exact marginals)
+            full_below:int=10_000,           # galleries of at most this many pairs are scored whole (exact marginals)
            ) -> list[list[Explanation]]:     # k explanations per image, best first
     "Top-k 'category because there is rationale' explanations of each image, with P(c,R|I), P(c|I) and P(R|I)."
     model.eval()

@@ -35,6 +35,7 @@ def main():
     from ecor.default import default_towers
     from ecor.evaluate import load_split, method_search, search_outcomes, summarise
     from ecor.model import ECOR
+    from ecor.loss import LossConfig
     from ecor.train import TrainConfig, train
     towers = default_towers()
     rows = []
@@ -48,8 +49,8 @@ def main():
             for seed in map(int, args.seeds.split(',')):
                 torch.manual_seed(seed)
                 m = ECOR(towers)
-                cfg = TrainConfig(epochs=args.epochs, seed=seed, progress=False, output_dir=f'/tmp/bench_sampled/{ds}-{name}-{seed}',
-                                  sample_from=1, **over)   # the budgets as given, whatever the gallery size
+                cfg = TrainConfig(LossConfig(**over), epochs=args.epochs, seed=seed, progress=False, sample_from=1,  # the budgets
+                                  output_dir=f'/tmp/bench_sampled/{ds}-{name}-{seed}')                 # as given, any gallery size
                 t0 = time.time()
                 hist = train(m, tr.feats, tr.labels, tr.rset, cfg)
                 secs = time.time() - t0
