@@ -24,6 +24,7 @@ from .data import (load_image_dataset, class_names, match_classes, encode_labels
                        load_rationale_set)
 from .loss import LossConfig
 from .train import TrainConfig, train, cached_features, subset_key
+from .plots import plot_results
 
 # %% auto #0
 __all__ = ['METHODS', 'TRAINED', 'SEARCHED', 'ADAPTER', 'DESCRIPTOR_TEMPLATE', 'METRICS', 'COMPARED', 'pair_joint',
@@ -403,18 +404,13 @@ def write_results(df:pd.DataFrame,        # one row per setting x method x seed
                   bootstrap:int=2000,     # resamples of the paired comparison
                  ) -> Path:
     "Write results.csv, per_image.csv.gz, summary.csv, comparisons.csv, results.md and results.png to `out`."
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt, seaborn as sns
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out/'results.csv', index=False)
     per_image.to_csv(out/'per_image.csv.gz', index=False)
     summary, comp = summary_table(df), comparisons(per_image, n=bootstrap)
     summary.to_csv(out/'summary.csv', index=False); comp.to_csv(out/'comparisons.csv', index=False)
     (out/'results.md').write_text(results_markdown(summary, comp))
-    long = df.melt(id_vars=['setting', 'method', 'seed'], value_vars=['accuracy', 'DROR RR', 'set RR'], var_name='metric')
-    g = sns.catplot(long, kind='bar', x='method', y='value', hue='metric', col='setting', height=3.2, aspect=1.3, errorbar='sd')
-    g.set_xticklabels(rotation=40, ha='right'); g.set_axis_labels('', '')
-    g.savefig(out/'results.png', dpi=110); plt.close('all')
+    plot_results(df).savefig(out/'results.png', dpi=110)
     return out
 
 def write_results_from(out:str|Path, bootstrap:int=2000) -> Path: # the folder

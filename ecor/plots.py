@@ -17,8 +17,8 @@ import seaborn as sns
 from .metrics import OUTCOMES, RR, WR, gallery_topk, set_outcomes, true_sets_from_membership, per_class_accuracy
 
 # %% auto #0
-__all__ = ['OUTCOME_COLORS', 'CATEGORY_COLOR', 'RATIONALE_COLOR', 'OTHER_COLOR', 'wrap_label', 'plot_outcomes', 'per_class_table',
-           'plot_per_class', 'plot_joint', 'plot_rationales', 'plot_category_given_rationale']
+__all__ = ['OUTCOME_COLORS', 'CATEGORY_COLOR', 'RATIONALE_COLOR', 'OTHER_COLOR', 'wrap_label', 'plot_outcomes', 'plot_results',
+           'per_class_table', 'plot_per_class', 'plot_joint', 'plot_rationales', 'plot_category_given_rationale']
 
 # %% ../nbs/06a_plots.ipynb #c245cd7c
 OUTCOME_COLORS = {'RR': '#009E73', 'RW': '#56B4E9', 'WR': '#E69F00', 'WW': '#D55E00'}  # Okabe-Ito, colour-blind safe
@@ -111,6 +111,19 @@ def plot_outcomes(df:pd.DataFrame,        # results of `run_benchmark`: setting,
     fig.legend(handles=[Patch(color=OUTCOME_COLORS[o], label=o) for o in OUTCOMES], loc='outside upper center',
                ncol=4, frameon=False, title=f'{variant} outcome: category right/wrong, rationale right/wrong')
     return fig
+
+# %% ../nbs/06a_plots.ipynb #5e624900
+def plot_results(df:pd.DataFrame,   # one row per setting x method x seed, with 'accuracy', 'DROR RR', 'set RR'
+                 metrics:tuple=('accuracy', 'DROR RR', 'set RR'), # the bars of each method
+                ) -> Figure:        # one panel per setting
+    "Mean ± sd over seeds of each metric, per method and setting."
+    if missing := [c for c in ('setting', 'method', 'seed', *metrics) if c not in df.columns]:
+        raise ValueError(f"plot_results: the results lack columns {missing}")
+    long = df.melt(id_vars=['setting', 'method', 'seed'], value_vars=list(metrics), var_name='metric')
+    g = sns.catplot(long, kind='bar', x='method', y='value', hue='metric', col='setting', height=3.2, aspect=1.3, errorbar='sd')
+    g.set_xticklabels(rotation=40, ha='right'); g.set_axis_labels('', '')
+    plt.close(g.figure)
+    return g.figure
 
 # %% ../nbs/06a_plots.ipynb #586aa6dd
 def _class_frame(pred:Tensor, labels:Tensor, categories:list[str], rationale_right:Tensor|None=None) -> pd.DataFrame:
