@@ -29,8 +29,8 @@ from .plots import plot_rationales
 
 # %% auto #0
 __all__ = ['FACTORISATIONS', 'image_key', 'embed_image', 'PhotoView', 'Scorer', 'find_checkpoints', 'ModelHub',
-           'rationale_bars_png', 'heatmap_html', 'categories_html', 'sentences_html', 'GroundingView', 'PanelView',
-           'ExplorerState', 'RationaleExplorer']
+           'rationale_bars_png', 'heatmap_html', 'categories_html', 'sentences_html', 'GroundingState', 'GroundingView',
+           'PanelView', 'ExplorerState', 'RationaleExplorer']
 
 # %% ../nbs/12_explorer.ipynb #b7059ca7
 FACTORISATIONS = {'ecor': 'P(R|I) P(c|R,I)', 'inverted': 'P(c|I) P(R|c,I)', 'independent': 'P(c|I) P(R|I)'} # value -> its joint
@@ -239,6 +239,14 @@ def sentences_html(sentences:list[str], # 'cat because there is fur: 0.31', best
 from .grounding import GroundConfig, GROUND_METHODS, encode_locations, heatmaps, overlay, peak
 
 # %% ../nbs/12_explorer.ipynb #7cf16f0a
+@dataclass
+class GroundingState:
+    "What a `GroundingView` shows: the explanation clicked, its map and the map's peak, or why there is none."
+    explanation: Explanation    # the sentence clicked
+    heatmap: Tensor|None = None # [height, width] over the photo, NaN outside the model's crop
+    peak: tuple|None = None     # (x, y) pixel of the map's maximum (`grounding.peak`)
+    error: str|None = None      # why no map could be drawn
+
 class GroundingView:
     "Under one explorer panel: click one of its explanations to see where it is in the photo (`ecor.grounding`)."
     def __init__(self, explorer,                     # the `RationaleExplorer` whose panel this extends
@@ -283,13 +291,13 @@ class GroundingView:
             sc = self.explorer.scorer(*self._choice)
             hm = heatmaps(sc.model, self.grid(sc.model, self._photo), [e], sc.categories, sc.rationales, self.config.method)[0]
             buf = io.BytesIO(); overlay(self._photo, hm).save(buf, format='PNG')
-            self.image.value, self.state = buf.getvalue(), dict(explanation=e, heatmap=hm, peak=peak(hm), error=None)
+            self.image.value, self.state = buf.getvalue(), GroundingState(e, hm, peak(hm))
             self.caption.value = (f'<div class="ecor-grounding-caption" style="font-size:11px;color:#555">{GROUND_METHODS[self.config.method]} '
                                   f'of “{html.escape(str(e))}”; ring: its peak; grey: outside the model\'s crop</div>')
             self.box.children = (self.title, self.pick, self.caption, self.image)
         except Exception as err:
-            self.state = dict(explanation=e, heatmap=None, peak=None, error=f'{type(err).__name__}: {err}')
-            self.caption.value = f'<div class="ecor-error" style="color:#b00020">{html.escape(self.state["error"])}</div>'
+            self.state = GroundingState(e, error=f'{type(err).__name__}: {err}')
+            self.caption.value = f'<div class="ecor-error" style="color:#b00020">{html.escape(self.state.error)}</div>'
             self.box.children = (self.title, self.pick, self.caption)
 
     def _on_pick(self, ch):

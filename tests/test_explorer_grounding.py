@@ -42,12 +42,12 @@ def test_click_shows_the_overlay_of_that_explanation(env):
         for j in (2, 0, 4):
             g.pick.value = j
             e = ex.state.panels[0].scores.explanations[j]
-            assert g.state['explanation'] == e and g.state['error'] is None and g.image in g.box.children
+            assert g.state.explanation == e and g.state.error is None and g.image in g.box.children
             assert str(e) in g.caption.value.replace('&#x27;', "'")
             photo = env.cifar[4]['image'].convert('RGB')
             with torch.no_grad():
                 ref = ground(env.hub.model(env.clip), [photo], [[e]], env.rset.categories, env.rset.unique_rationales)[0][0]
-            torch.testing.assert_close(torch.nan_to_num(g.state['heatmap'], -9.), torch.nan_to_num(ref, -9.), atol=1e-6, rtol=0)
+            torch.testing.assert_close(torch.nan_to_num(g.state.heatmap, -9.), torch.nan_to_num(ref, -9.), atol=1e-6, rtol=0)
             buf = io.BytesIO(); overlay(photo, ref).save(buf, format='PNG')
             assert np.abs(pixels(bytes(g.image.value)) - pixels(buf.getvalue())).max() <= 1
         assert calls['image'] == 1 + 3          # the view's one pass for photo 4 (then kept), and the three reference passes
@@ -77,8 +77,8 @@ def test_upload_and_second_panel(env):
     ex.set_image(big, 'wide.png')
     for g in ex.grounding:
         g.pick.value = 0
-        assert g.state['error'] is None and tuple(g.state['heatmap'].shape) == (64, 96)
-        cols = g.state['heatmap'].isnan().all(0)
+        assert g.state.error is None and tuple(g.state.heatmap.shape) == (64, 96)
+        cols = g.state.heatmap.isnan().all(0)
         assert cols[:10].all() and cols[-10:].all() and not cols[20:76].any()   # the centre crop drops 16 px each side
         assert Image.open(io.BytesIO(bytes(g.image.value))).size == (96 * 4, 64 * 4)
 
@@ -92,5 +92,5 @@ def test_temperature_and_method_are_the_views(env):
     e, photo = ex.state.panels[0].scores.explanations[0], env.cifar[3]['image'].convert('RGB')
     with torch.no_grad():
         ref = ground(env.hub.model(env.clip), [photo], [[e]], env.rset.categories, env.rset.unique_rationales, GroundConfig(method='r'))[0][0]
-    torch.testing.assert_close(g.state['heatmap'], ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(g.state.heatmap, ref, atol=1e-6, rtol=0)
     assert 'log P(R | I, x)' in g.caption.value
