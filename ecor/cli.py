@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from fastcore.script import call_parse, Param
 from .rationales import RationaleSet, DROR_FILES
-from .hub import HUB_ID, load_towers
+from .hub import HUB_ID, load_towers, towers_problem
 from .model import ECOR, Explanation, load_model, explain as explain_images
 from .data import (load_image_dataset, class_names, match_classes, encode_labels, subsample, load_doubleright,
                        load_rationale_set)
@@ -75,13 +75,7 @@ def _path_like(s:str) -> bool: return s.startswith(('.', '/', '~')) or '\\' in s
 
 def check_model(model:str):
     "`--model`: 'default', a local folder with config.json, or a hub id ('' where a checkpoint brings its own)."
-    if model in ('default', ''): return
-    p = Path(model).expanduser()
-    if p.exists():
-        if not (p.is_dir() and (p/'config.json').is_file()):
-            raise UsageError(f'--model {model!r}: a local model must be a folder with config.json (written by save_pretrained)')
-    elif _path_like(model) or not HUB_ID.fullmatch(model):
-        raise UsageError(f"--model {model!r}: no such folder, and not 'default' or a hub id like 'openai/clip-vit-base-patch32'")
+    if model and (why := towers_problem(model)): raise UsageError(f'--model {model!r}: {why}')
 
 DOUBLERIGHT = 'doubleright:' # `--data doubleright:DIR`: a DoubleRight benchmark folder <category>/<rationale>/<0|1>/<image>
 

@@ -8,7 +8,7 @@ from .towers import Towers, clip_towers
 from .default import DefaultConfig, default_towers
 
 # %% auto #0
-__all__ = ['HUB_ID', 'load_towers']
+__all__ = ['HUB_ID', 'load_towers', 'towers_problem']
 
 # %% ../nbs/02c_hub.ipynb #7826ec02
 HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+') # what a Hugging Face model id looks like: owner/name
@@ -22,12 +22,17 @@ def load_towers(spec:str|dict|Path='default', # 'default', a local CLIP folder, 
         if kind == 'clip' and spec.get('path'): return load_towers(spec['path'])
         raise ValueError(f"towers spec {spec!r}: expected kind 'default' (with its config) or 'clip' (with a path)")
     spec = str(spec)
+    if why := towers_problem(spec): raise ValueError(f'towers {spec!r}: {why}')
     if spec == 'default': return default_towers()
+    return clip_towers(Path(spec).expanduser() if Path(spec).expanduser().exists() else spec)
+
+def towers_problem(spec:str, # what `load_towers` would be given (a name, folder or hub id)
+                  ) -> str|None: # None if it names towers, else why not (what the CLI checks before loading)
+    "Why a towers name cannot work, without loading anything."
+    if spec == 'default': return None
     p = Path(spec).expanduser()
     if p.exists():
-        if not (p.is_dir() and (p/'config.json').is_file()):
-            raise ValueError(f'towers {spec!r}: a local model must be a folder with config.json (written by save_pretrained)')
-        return clip_towers(p)
-    if not HUB_ID.fullmatch(spec) or spec.startswith(('.', '/', '~')):
-        raise ValueError(f"towers {spec!r}: no such folder, and not 'default' or a hub id like 'openai/clip-vit-base-patch32'")
-    return clip_towers(spec)
+        return None if p.is_dir() and (p/'config.json').is_file() else 'a local model must be a folder with config.json (written by save_pretrained)'
+    if spec.startswith(('.', '/', '~')) or '\\' in spec or not HUB_ID.fullmatch(spec):
+        return "no such folder, and not 'default' or a hub id like 'openai/clip-vit-base-patch32'"
+    return None
