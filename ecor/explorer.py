@@ -78,8 +78,9 @@ class PhotoView:
     @property
     def sentences(self) -> list[str]: return [str(e) for e in self.explanations]
 
-def _tops(lp:Tensor, names:list[str], k:int) -> list[tuple]: # (name, probability), most probable first
-    return [(names[i], float(lp[i].exp())) for i in lp.topk(min(k, len(lp))).indices.tolist()]
+def _tops(lp:Tensor, names:list[str], k:int) -> tuple[list, list]: # (indices, (name, probability) pairs), most probable first
+    idx = lp.topk(min(k, len(lp))).indices.tolist()
+    return idx, [(names[i], float(lp[i].exp())) for i in idx]
 
 class Scorer:
     "One ECOR model on one rationale set: each photo's logits computed once, any factorisation recombined from them."
@@ -118,9 +119,8 @@ class Scorer:
         C, R, lg = self.categories, self.rationales, self.logits(image)
         lj = log_joint(kind, logits_r=lg['r'][None], logits_c=lg['c'][None], logits_pair=lg['pair'][None])   # [1, C, R]
         lpc, lpr = category_marginal(lj), rationale_marginal(lj)
-        tc, tr = _tops(lpc[0], C, k_c), _tops(lpr[0], R, k_r)
+        (ci, tc), (ri, tr) = _tops(lpc[0], C, k_c), _tops(lpr[0], R, k_r)
         cond = (lj[0] - lpr[0][None]).exp()                   # P(c|R,I) [C, R]: each column sums to 1
-        ci, ri = [C.index(c) for c, _ in tc], [R.index(r) for r, _ in tr]
         heat = dict(rationales=[r for r, _ in tr], categories=[c for c, _ in tc], values=cond[ci][:, ri].T.tolist())
         return PhotoView(kind, C, R, lpc[0], lpr[0], explanations(top_explanations(lj, k), lpc, lpr, C, R)[0], tc, tr, heat, lj[0])
 
@@ -134,8 +134,7 @@ class Scorer:
         slack = float(res.unvisited[0]) if bounded else 0.
         ex = explanations(res.top, lpc, lpr, C, R, res.unvisited if bounded else None, bounded)[0]
         lpc, lpr = lpc[0], lpr[0]
-        tc, tr = _tops(lpc, C, k_c), _tops(lpr, R, k_r)
-        ci, ri = [C.index(c) for c, _ in tc], [R.index(r) for r, _ in tr]
+        (ci, tc), (ri, tr) = _tops(lpc, C, k_c), _tops(lpr, R, k_r)
         if kind == 'ecor': values = m.conditional(img, C, R, 'rationale', ri)[0][:, ci].exp().tolist()
         elif kind == 'independent': values = [lpc[ci].exp().tolist()] * len(ri)
         else: values = None       # P(c|R,I) under the inverted factorisation needs whole columns: every row of the gallery
