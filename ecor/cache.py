@@ -4,7 +4,8 @@
 
 # %% ../nbs/03a_cache.ipynb #de5745f5
 from __future__ import annotations
-import errno, hashlib, json, os, struct, threading, warnings, weakref, zlib
+import errno, hashlib, json, os, struct, threading, warnings, weakref
+import xxhash
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -16,14 +17,14 @@ from safetensors.torch import load as st_load, save as st_save
 __all__ = ['CACHE_VERSION', 'tensor_digest', 'digest', 'module_digest', 'fsync_dir', 'atomic_write', 'GalleryCache']
 
 # %% ../nbs/03a_cache.ipynb #e4d07e65
-CACHE_VERSION = 1  # bump when the stored format or what a namespace means changes
+CACHE_VERSION = 2  # bump when the stored format or what a namespace means changes (2: XXH3 digests and checksums)
 
-def _blake(): return hashlib.blake2b(digest_size=16)
+def _hasher(): return xxhash.xxh3_128()
 
 def tensor_digest(t:Tensor) -> str: # 32 hex digits of dtype, shape and bytes
     "A digest of a tensor's values."
     t = t.detach().cpu().contiguous()
-    h = _blake(); h.update(f'{t.dtype}{tuple(t.shape)};'.encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
+    h = _hasher(); h.update(f'{t.dtype}{tuple(t.shape)};'.encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
 def digest(*parts) -> str: # 40 hex digits
@@ -39,7 +40,7 @@ def module_digest(m:nn.Module) -> str: # 32 hex digits of every tensor of `m.sta
     sd = m.state_dict()
     stamp = tuple((k, v.data_ptr(), v._version) for k, v in sd.items())
     if (hit := _WEIGHT_DIGESTS.get(m)) is not None and hit[0] == stamp: return hit[1]
-    h = _blake()
+    h = _hasher()
     for k in sorted(sd): h.update(f'{k}={tensor_digest(sd[k])};'.encode())
     _WEIGHT_DIGESTS[m] = (stamp, h.hexdigest())
     return h.hexdigest()
@@ -115,12 +116,11 @@ class GalleryCache:
             meta = _header(raw).get('__metadata__') or {}
             t = st_load(raw)['embeds']
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
-        body = raw[8 + struct.unpack('<Q', raw[:8])[0]:]
+        body = memoryview(raw)[8 + struct.unpack('<Q', raw[:8])[0]:]
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None
         if t.ndim != 2 or len(t) != n: self._reject(path, f'shape {tuple(t.shape)}, expected {n} rows'); return None
         if t.dtype != self.dtype: self._reject(path, f'dtype {t.dtype}, expected {self.dtype}'); return None
-        if meta.get('crc32') != str(zlib.crc32(body)): self._reject(path, 'checksum mismatch (corrupt or truncated)'); return None
-        if not torch.isfinite(t).all(): self._reject(path, 'non-finite values'); return None
+        if meta.get('xxh3') != xxhash.xxh3_64_hexdigest(body): self._reject(path, 'checksum mismatch (corrupt or truncated)'); return None
         try: os.utime(path)                      # recently used: evicted last
         except OSError: pass
         return t
@@ -149,8 +149,8 @@ class GalleryCache:
         "Atomic write (`atomic_write`). An error switches the disk off with one warning."
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            crc = zlib.crc32(t.view(torch.uint8).numpy().tobytes())
-            data = st_save({'embeds': t}, metadata=dict(key=key, crc32=str(crc), version=str(CACHE_VERSION)))
+            check = xxhash.xxh3_64_hexdigest(t.view(torch.uint8).numpy())
+            data = st_save({'embeds': t}, metadata=dict(key=key, xxh3=check, version=str(CACHE_VERSION)))
             if not self._make_room(len(data)): return
             atomic_write(path, data)
             self._disk_bytes = self._disk_total() + len(data)
@@ -175,6 +175,9 @@ class GalleryCache:
         else:
             t = compute().detach().to('cpu', self.dtype).contiguous()
             if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: computed block has shape {tuple(t.shape)}, expected {n} rows')
+            if not torch.isfinite(t).all():
+                rows = (~torch.isfinite(t).all(1)).nonzero()[:, 0].tolist()
+                raise ValueError(f'gallery cache: the text tower gave non-finite embeddings for rows {rows[:10]} of block {key!r:.80} (not cached)')
             self.stats['computed'] += 1; self.stats['rows_computed'] += n
             if path is not None and self._writable: self._write(path, key, t)
         self._remember(k, t)
