@@ -70,12 +70,25 @@ def atomic_write(path:str|Path,  # the file to (over)write
     return path
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00
-def _header(raw:bytes) -> dict:
+def _header(raw:bytes|bytearray) -> dict:
     "The JSON header of a safetensors file (its first 8 bytes give the header length)."
     if len(raw) < 8: raise ValueError(f'{len(raw)} bytes, shorter than a safetensors header')
     (n,) = struct.unpack('<Q', raw[:8])
     if n > len(raw) - 8: raise ValueError(f'header of {n} bytes in a file of {len(raw)}')
     return json.loads(raw[8:8 + n])
+
+_DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64}
+
+def _tensor_view(raw:bytearray, # a whole safetensors file
+                 name:str,      # the tensor to view
+                ) -> Tensor:    # shares `raw`'s memory: no copy
+    "Tensor `name` of the safetensors file held in `raw`, read in place (a malformed entry raises ValueError)."
+    e, start = _header(raw)[name], 8 + struct.unpack('<Q', raw[:8])[0]
+    (o0, o1), dtype = e['data_offsets'], _DTYPES.get(e['dtype'])
+    if dtype is None: raise ValueError(f'dtype {e["dtype"]!r} is not one the cache writes')
+    if not 0 <= o0 <= o1 <= len(raw) - start: raise ValueError(f'data offsets {o0}..{o1} beyond the file')
+    if o1 == o0: return torch.empty(e['shape'], dtype=dtype)
+    return torch.frombuffer(raw, dtype=torch.uint8, offset=start + o0, count=o1 - o0).view(dtype).reshape(e['shape'])
 
 class GalleryCache:
     "Prompt-block embeddings in memory (LRU) and, with a root folder, on disk: atomic writes, verified reads, a size limit."
@@ -109,12 +122,16 @@ class GalleryCache:
 
     def _read(self, path:Path, key:str, n:int) -> Tensor|None:
         "The verified block at `path`, or None (missing, or rejected with a warning)."
-        try: raw = path.read_bytes()
+        try:   # read into a buffer the tensor then views: one copy, where safetensors' `load` makes two
+            with open(path, 'rb') as f:
+                raw = bytearray(os.fstat(f.fileno()).st_size)
+                got = f.readinto(raw)
         except FileNotFoundError: return None
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
         try:
+            if got != len(raw): raise ValueError(f'read {got} of {len(raw)} bytes')
             meta = _header(raw).get('__metadata__') or {}
-            t = st_load(raw)['embeds']
+            t = _tensor_view(raw, 'embeds')
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
         body = memoryview(raw)[8 + struct.unpack('<Q', raw[:8])[0]:]
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None
