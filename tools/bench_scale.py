@@ -5,8 +5,9 @@
     python tools/bench_scale.py --models default     # the embedded default model only
 
 Every configuration runs in a fresh subprocess, so its peak RSS is its own and a "second process" really is one.
-Times are medians of repeated runs in the same process (3 image-tower passes; 3 warm explains, each reading the cache
-from disk again; a cold explain runs once); only ratios measured in one process are compared.
+Times are medians of repeated runs in the same process (3 image-tower passes, 2 more between the warm explains; 3 warm
+explains, each reading the cache from disk again; a cold explain runs once); only ratios measured in one process are
+compared.
 Results are printed as markdown and written to --out (JSON).
 
 Explanation columns: ratio_to_tower = explain (image tower + search) / image tower alone; cold_over_encode = a cold
@@ -163,8 +164,9 @@ def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, 
                         images=n, C=len(cats), R=len(rats), unfinished=f'stopped after {max_s:.0f}s',
                         columns=m.gallery.stats['computed'] - 1, tower_s=statistics.median(tower), peak_rss_mb=rss_mb())
         total = [time.perf_counter() - t0]
-        if phase == 'warm':   # twice more, each from the disk again (the in-memory blocks forgotten): a median, not one draw
+        if phase == 'warm':   # twice more, each from the disk again (the in-memory blocks forgotten), the tower alone between
             for _ in range(2):
+                t0 = time.perf_counter(); m.image_embeds(pixel_values=towers.image.preprocess(ims)); tower.append(time.perf_counter() - t0)
                 m.gallery.clear_memory()
                 t0 = time.perf_counter()
                 img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); m.search(img, cats, rats, k=5, certify=False)
