@@ -94,10 +94,11 @@ class GalleryCache:
     "Prompt-block embeddings in memory (LRU) and, with a root folder, on disk: atomic writes, verified reads, a size limit."
     def __init__(self, root:str|Path|None=None, # folder shared by processes; None: memory only
                  max_bytes:int=8 << 30,         # disk budget; least recently used blocks are deleted beyond it
-                 memory_bytes:int=1 << 30,      # blocks kept in memory
+                 memory_bytes:int|None=None,    # blocks kept in memory; None: 1 GiB without a disk, 256 MiB with one
                  dtype:torch.dtype=torch.float32, # stored dtype (float16 halves the disk, changes scores ~1e-3)
                 ):
         self.root = None if root is None else Path(root)
+        if memory_bytes is None: memory_bytes = (1 << 30) if self.root is None else (256 << 20)
         self.max_bytes, self.memory_bytes, self.dtype = max_bytes, memory_bytes, dtype
         self._mem, self._mem_bytes = OrderedDict(), 0
         self._disk_bytes, self._writable = None, True
