@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 import torch
 from torch import nn, Tensor
-from safetensors.torch import load as st_load, save as st_save
+from safetensors.torch import save as st_save
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'tensor_digest', 'digest', 'module_digest', 'fsync_dir', 'atomic_write', 'GalleryCache']
@@ -80,10 +80,11 @@ def _header(raw:bytes|bytearray) -> dict:
 _DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64}
 
 def _tensor_view(raw:bytearray, # a whole safetensors file
+                 head:dict,     # its header (`_header(raw)`)
                  name:str,      # the tensor to view
                 ) -> Tensor:    # shares `raw`'s memory: no copy
     "Tensor `name` of the safetensors file held in `raw`, read in place (a malformed entry raises ValueError)."
-    e, start = _header(raw)[name], 8 + struct.unpack('<Q', raw[:8])[0]
+    e, start = head[name], 8 + struct.unpack('<Q', raw[:8])[0]
     (o0, o1), dtype = e['data_offsets'], _DTYPES.get(e['dtype'])
     if dtype is None: raise ValueError(f'dtype {e["dtype"]!r} is not one the cache writes')
     if not 0 <= o0 <= o1 <= len(raw) - start: raise ValueError(f'data offsets {o0}..{o1} beyond the file')
@@ -131,8 +132,8 @@ class GalleryCache:
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
         try:
             if got != len(raw): raise ValueError(f'read {got} of {len(raw)} bytes')
-            meta = _header(raw).get('__metadata__') or {}
-            t = _tensor_view(raw, 'embeds')
+            head = _header(raw)
+            meta, t = head.get('__metadata__') or {}, _tensor_view(raw, head, 'embeds')
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
         body = memoryview(raw)[8 + struct.unpack('<Q', raw[:8])[0]:]
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None

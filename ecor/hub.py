@@ -24,7 +24,8 @@ def load_towers(spec:str|dict|Path='default', # 'default', a local CLIP folder, 
     spec = str(spec)
     if why := towers_problem(spec): raise ValueError(f'towers {spec!r}: {why}')
     if spec == 'default': return default_towers()
-    return clip_towers(Path(spec).expanduser() if Path(spec).expanduser().exists() else spec)
+    p = Path(spec).expanduser()
+    return clip_towers(p if p.exists() else spec)
 
 def towers_problem(spec:str, # what `load_towers` would be given (a name, folder or hub id)
                   ) -> str|None: # None if it names towers, else why not (what the CLI checks before loading)
