@@ -3,7 +3,9 @@
     python tools/bench_sampled.py                 # sampled, exact-anchored, exact on CIFAR-10 and Caltech-101 (about 40 minutes on 2 cores)
     python tools/bench_sampled.py --datasets cifar10 --configs all-anchors,exact-rationales,exact-categories,rationales-32 --out x.csv
 
-nbs/results/sampled_vs_exact.csv holds both runs (09_train reads it).
+    python tools/bench_sampled.py --datasets caltech101 --configs rationales-32 --out y.csv
+
+nbs/results/sampled_vs_exact.csv holds the three runs (09_train reads it).
 
 Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-3, the same photos for every seed):
 - sampled: the defaults of `ecor.loss.LossConfig` (4 anchors, 4 sampled categories, 8 sampled rationales, log-Q corrected)
