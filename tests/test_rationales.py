@@ -4,11 +4,22 @@ from pathlib import Path
 import ecor.rationales as R
 
 
+def _blind_above(monkeypatch, top):
+    "Make the search see no shared/ folder above `top` (this machine may have one, e.g. /tmp/shared)."
+    find = R._find_shared
+    def below(start):
+        found = find(start)
+        return found if found is not None and top in found.parents else None
+    monkeypatch.setattr(R, '_find_shared', lambda start: below(start) if top in [start, *start.parents] else find(start))
+
+
 def test_shared_dir_from_repo_root(tmp_path, monkeypatch):
     "Run from a folder with no shared/ above it: the search from the repo root still finds the data."
     monkeypatch.delenv('ECOR_SHARED', raising=False)
     monkeypatch.chdir(tmp_path)
-    if R._find_shared(tmp_path) is not None: pytest.skip('tmp_path has a shared/ folder above it')
+    tmp_path = tmp_path.resolve()
+    _blind_above(monkeypatch, tmp_path)
+    assert R._find_shared(tmp_path) is None
     sd = R.shared_dir()
     assert (sd/'rationales'/'GPT3'/'cifar10_text.json').is_file()
     assert R._find_shared(R._repo_root()) == sd
@@ -17,8 +28,9 @@ def test_shared_dir_from_repo_root(tmp_path, monkeypatch):
 def test_shared_dir_not_found(tmp_path, monkeypatch):
     monkeypatch.delenv('ECOR_SHARED', raising=False)
     monkeypatch.chdir(tmp_path)
+    tmp_path = tmp_path.resolve()
     monkeypatch.setattr(R, '_repo_root', lambda: tmp_path)
-    if R._find_shared(tmp_path) is not None: pytest.skip('tmp_path has a shared/ folder above it')
+    _blind_above(monkeypatch, tmp_path)
     with pytest.raises(FileNotFoundError, match='ECOR_SHARED'): R.shared_dir()
 
 
