@@ -109,7 +109,8 @@ class GalleryCache:
 
     def path(self, namespace:str, key:str) -> Path|None:
         "Where a block lives on disk (None without a root)."
-        return None if self.root is None else self.root/namespace/f'{hashlib.sha1(key.encode()).hexdigest()}.safetensors'
+        if self.root is None: return None
+        return Path(f'{self.root}{os.sep}{namespace}{os.sep}{hashlib.sha1(key.encode()).hexdigest()}.safetensors')  # one Path, not two joins: read per block
 
     def _remember(self, k, t:Tensor):
         if k in self._mem: self._mem_bytes -= self._mem.pop(k).nbytes

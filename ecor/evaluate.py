@@ -112,7 +112,7 @@ def method_search(method:str,            # one of SEARCHED
             lc = (model.first_factor(img, cats, rats, 'inverted')[2] if method == 'coop'
                   else torch.log_softmax(descriptor_scores(model, img, rset), -1))
             rimg = rows.image_embeds(features=feats[i:i+batch])
-            out.append(search_joint(lc, lambda idx: rows.conditional(rimg, cats, rats, 'category', idx), k, 'category'))
+            out.append(search_joint(lc, lambda n, a: rows.conditional(rimg, cats, rats, 'category', a, n), k, 'category'))
         else: out.append(model.search(img, cats, rats, k, SEARCHED[method]))
     return out
 

@@ -117,6 +117,12 @@ class ECOR(nn.Module):
         "Scaled cosine logits, the towers' `cosine_scale` times cos(image, text)."
         return self.cosine_scale * img @ text.T
 
+    def block_scores(self, img:Tensor, # normalised image embeddings [n, dim]
+                     text:Tensor,      # one block's normalised text embeddings [M, dim]
+                    ) -> Tensor:       # logits [n, M]
+        "`similarity` image by image: an image's scores do not depend on which images are scored with it."
+        if not len(img): return img.new_zeros(0, len(text))
+        return self.cosine_scale * torch.stack([text @ r for r in img])
 
 # %% ../nbs/04_model.ipynb #43fe2d21
 @patch
@@ -126,29 +132,39 @@ def pair_logits(self:ECOR, img:Tensor,     # normalised image embeddings [N, dim
                 rationales:list[str],      # the R rationales of the gallery
                 first:str,                 # 'rationale': columns (one rationale, every category); 'category': rows
                 idx:Tensor|list,           # which rationales (columns) or categories (rows), [m]
-               ) -> Tensor:                # pair logits [N, m, C] (columns) or [N, m, R] (rows)
+                images:Tensor|None=None,   # [m]: entry e scores image images[e] against idx[e] only; None: every image
+               ) -> Tensor:                # pair logits [N, m, C] or [m, C] (columns); [N, m, R] or [m, R] (rows)
     "Scaled cosine logits of images against whole columns or rows of the pair gallery, each a cached block."
-    ns, idx = self.namespace('pair'), [int(i) for i in idx]
+    ns, idx = self.namespace('pair'), torch.as_tensor(idx, dtype=torch.long).cpu()
     if first == 'rationale':
-        cd = digest(*categories)
-        blocks = [self._block('pair', ns, f'col|{rationales[a]}|{cd}', len(categories),
-                              lambda a=a: [dict(category=c, rationale=rationales[a]) for c in categories]) for a in idx]
+        cd, B = digest(*categories), len(categories)
+        block = lambda a: self._block('pair', ns, f'col|{rationales[a]}|{cd}', B,
+                                      lambda: [dict(category=c, rationale=rationales[a]) for c in categories])
     elif first == 'category':
-        rd = digest(*rationales)
-        blocks = [self._block('pair', ns, f'row|{categories[a]}|{rd}', len(rationales),
-                              lambda a=a: [dict(category=categories[a], rationale=r) for r in rationales]) for a in idx]
+        rd, B = digest(*rationales), len(rationales)
+        block = lambda a: self._block('pair', ns, f'row|{categories[a]}|{rd}', B,
+                                      lambda: [dict(category=categories[a], rationale=r) for r in rationales])
     else: raise ValueError(f"first={first!r}; use 'rationale' (columns) or 'category' (rows)")
-    if not blocks: return img.new_zeros(len(img), 0, len(categories) if first == 'rationale' else len(rationales))
-    return torch.stack([self.similarity(img, t) for t in blocks], 1)  # one product per block: the same numbers however grouped
+    if images is None:
+        if not len(idx): return img.new_zeros(len(img), 0, B)
+        return torch.stack([self.block_scores(img, block(a)) for a in idx.tolist()], 1)
+    images = torch.as_tensor(images, dtype=torch.long).cpu()
+    if images.shape != idx.shape or idx.ndim != 1: raise ValueError(f'pair_logits: images {tuple(images.shape)} and idx {tuple(idx.shape)} must be [m] both')
+    out, o = img.new_zeros(len(idx), B), idx.argsort(stable=True)
+    values, counts = idx[o].unique_consecutive(return_counts=True)
+    for a, sel in zip(values.tolist(), o.split(counts.tolist())):   # each block once, scored against the images listed with it
+        out[sel.to(out.device)] = self.block_scores(img[images[sel].to(img.device)], block(a))
+    return out
 
 @patch
 @torch.no_grad()
 def conditional(self:ECOR, img:Tensor, categories:list[str], rationales:list[str],
                 first:str,                 # 'rationale': log P(c|R,I) per column; 'category': log P(R|c,I) per row
                 idx:Tensor|list,           # which columns / rows, [m]
-               ) -> Tensor:                # [N, m, C] or [N, m, R], normalised over the last axis
+                images:Tensor|None=None,   # [m]: entry e is image images[e] at idx[e] only; None: every image
+               ) -> Tensor:                # [N, m, C] or [N, m, R] ([m, C] or [m, R] with images), normalised over the last axis
     "The second factor of a factorisation for some values of the first: a softmax over each column or row."
-    return torch.log_softmax(self.pair_logits(img, categories, rationales, first, idx), -1)
+    return torch.log_softmax(self.pair_logits(img, categories, rationales, first, idx, images), -1)
 
 # %% ../nbs/04_model.ipynb #b10108b0
 @patch
@@ -222,10 +238,10 @@ def search(self:ECOR, img:Tensor,         # normalised image embeddings [N, dim]
     _, _, lf = self.first_factor(img, categories, rationales, kind)
     if kind is Factorisation.independent:
         lc = torch.log_softmax(self.logits(img, categories, rationales, ('c',))['c'].float(), -1)
-        cond = lambda idx: lc[:, None, :].expand(len(img), len(idx), len(categories))
+        cond = lambda n, a: lc[n]
         return search_joint(lf, cond, k, 'rationale', certify, step)
     first = 'rationale' if kind is Factorisation.ecor else 'category'
-    return search_joint(lf, lambda idx: self.conditional(img, categories, rationales, first, idx), k, first, certify, step)
+    return search_joint(lf, lambda n, a: self.conditional(img, categories, rationales, first, a, n), k, first, certify, step)
 
 # %% ../nbs/04_model.ipynb #bf0d12f3
 @dataclass

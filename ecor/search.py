@@ -43,81 +43,92 @@ class SearchResult(NamedTuple):
     second_lower: Tensor   # [N, B] float64 lower bound L of the second marginal: its sum over the visited first-values
     unvisited: Tensor      # [N] float64 U, the first factor's mass not visited: second marginal <= L + U
     second_pred: Tensor    # [N] argmax of the second marginal: certified (or exact, gallery exhausted); -1 if undecided
-    visited: Tensor        # [N, A] bool, first-values whose pairs were computed (for the image or its batch)
-    needed: Tensor         # [N, A] bool, first-values the image itself asked for (<= visited)
+    visited: Tensor        # [N, A] bool, the first-values whose pairs were computed for each image
     first: str             # 'rationale' (ECOR) or 'category' (inverted)
 
     @property
-    def visited_fraction(self) -> Tensor: # [N] share of the gallery's pairs the image needed
-        "Fraction of the C x R pair prompts each image needed (its own visits, not its batch's)."
-        return self.needed.float().mean(1)
+    def visited_fraction(self) -> Tensor: # [N] share of the gallery's pairs computed for each image
+        "Fraction of the C x R pair prompts computed for each image."
+        return self.visited.float().mean(1)
 
 def _flat(first:str, a:Tensor, b:Tensor, A:int, B:int) -> Tensor:
     "Category-major gallery position c*R + r of (first value a, second value b)."
     return b * A + a if first == 'rationale' else a * B + b
 
+_LAST = torch.iinfo(torch.long).max  # the gallery position of an empty slot: sorts after every pair
+
+def _per_image(n:Tensor, cols:Tensor, N:int, fill) -> Tensor:
+    "Rows [E, w] of entries belonging to images `n` [E], laid side by side: [N, w * most entries of one image]."
+    o = n.argsort(stable=True)
+    cnt = torch.bincount(n, minlength=N)
+    slot = torch.arange(len(n)) - (cnt.cumsum(0) - cnt)[n[o]]       # each entry's rank among its image's entries
+    w = cols.shape[1]
+    out = cols.new_full((N, int(cnt.max()) * w), fill)
+    out[n[o][:, None], slot[:, None] * w + torch.arange(w)] = cols[o]
+    return out
+
 def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A (exact, known everywhere)
-                 cond:Callable[[Tensor], Tensor], # idx [m] (sorted first-values) -> [N, m, B] log P(second|first, I)
+                 cond:Callable[[Tensor, Tensor], Tensor], # (n [E], a [E]) -> [E, B] log P(second|first=a_e, image n_e)
                  k:int=5,            # explanations per image
                  first:str='rationale', # 'rationale' (ECOR: first R, second c) or 'category' (inverted)
                  certify:bool=True,  # also visit until each image's argmax of the second marginal is certified
                  step:int=8,         # first-values each unfinished image asks for per round
                  rtol:float=1e-4,    # certification slack, relative to the leader's lower bound
                 ) -> SearchResult:
-    "Exact top-k of the joint (and certified argmax of the second marginal) visiting first-values by descending bound."
+    "Exact top-k of the joint (and certified argmax of the second marginal), each image visiting first-values by descending bound."
     if first not in ('rationale', 'category'): raise ValueError(f"search_joint: first={first!r}; use 'rationale' or 'category'")
     if k < 1: raise ValueError(f'search_joint: k must be >= 1, got k={k}')
     if step < 1: raise ValueError(f'search_joint: step must be >= 1, got step={step}')
     lf = log_first.float()
     N, A = lf.shape
-    order = torch.sort(-lf, dim=1, stable=True).indices          # visit order: most probable first
-    visited, needed = torch.zeros(N, A, dtype=torch.bool), torch.zeros(N, A, dtype=torch.bool)
-    top_v, top_f = torch.full((N, 0), float('-inf')), torch.zeros(N, 0, dtype=torch.long)
-    lower, B, active = None, None, torch.ones(N, dtype=torch.bool)
-    p_first, rows = lf.double().exp(), torch.arange(N)
+    ninf, rows = float('-inf'), torch.arange(N)
+    order = torch.sort(-lf, dim=1, stable=True).indices          # each image's visit order: most probable first
+    p_first, visited = lf.double().exp(), torch.zeros(N, A, dtype=torch.bool)
+    top_v, top_f = torch.full((N, 0), ninf), torch.zeros(N, 0, dtype=torch.long)
+    lower, B, active, kth = None, None, torch.ones(N, dtype=torch.bool), torch.full((N,), ninf)
+    def undecided(unv): # [N] True where the leader's lead does not exceed the unvisited mass
+        t2 = lower.topk(min(2, B), dim=1).values
+        return t2[:, 0] - (t2[:, 1] if B > 1 else 0) <= unv + rtol * t2[:, 0]
     while True:
-        todo = ~visited.gather(1, order)                          # [N, A] in visit order
-        ask = todo & (todo.cumsum(1) <= step) & active[:, None]
-        idx = order[ask].unique()
-        needed.scatter_(1, order, ask | needed.gather(1, order))
-        lc = cond(idx).float()                                    # [N, m, B]
+        # each unfinished image asks for its next `step` unvisited values; a value asked for is computed once for the
+        # round and also given to every unfinished image whose k-th joint so far it could still beat
+        todo = ~visited.gather(1, order)
+        ask = torch.zeros(N, A, dtype=torch.bool).scatter_(1, order, todo & (todo.cumsum(1) <= step) & active[:, None])
+        union = ask.any(0).nonzero()[:, 0]
+        take = ask[:, union] | (active & (kth > ninf))[:, None] & ~visited[:, union] & (lf[:, union] >= kth[:, None])
+        n, u = take.nonzero(as_tuple=True)
+        a = union[u]
+        lc = cond(n, a)
         if B is None:
-            B = lc.shape[2]
+            B = lc.shape[1]
             lower = torch.zeros(N, B, dtype=torch.float64)
-        if tuple(lc.shape) != (N, len(idx), B): raise ValueError(f'cond returned {tuple(lc.shape)}, expected {(N, len(idx), B)}')
-        new = ~visited[:, idx]                                    # a value counts once per image
-        visited[:, idx] = True
-        lj = (lf[:, idx, None] + lc).masked_fill(~new[:, :, None], float('-inf'))  # [N, m, B] joint
-        lower += lj.double().exp().sum(1)
-        # the block's own top k in gallery order (ascending position), merged with the running top k
-        flat = _flat(first, idx[:, None], torch.arange(B)[None, :], A, B).flatten()  # [m*B]
-        pos = flat.argsort()
-        bi, bv = gallery_topk(lj.flatten(1)[:, pos], k)
-        cand_f = torch.cat([top_f, flat[pos][bi].masked_fill(~bv, -1)], 1)
-        cand_v = torch.cat([top_v, lj.flatten(1)[:, pos].gather(1, bi).masked_fill(~bv, float('-inf'))], 1)
-        cand_f = torch.where(cand_v > float('-inf'), cand_f, torch.iinfo(torch.long).max)  # invalid entries sort last
+        if tuple(lc.shape) != (len(n), B): raise ValueError(f'cond returned {tuple(lc.shape)}, expected {(len(n), B)}')
+        lj = lf[n, a][:, None] + lc.float()                       # [E, B] joint, each row ascending in gallery position
+        lower.index_add_(0, n, lj.double().exp())
+        visited[n, a] = True
+        # each entry's top k, then each image's: merged in gallery order with what it had
+        bi, bv = gallery_topk(lj, k)
+        cand_f = torch.cat([top_f, _per_image(n, _flat(first, a[:, None], bi, A, B).masked_fill(~bv, _LAST), N, _LAST)], 1)
+        cand_v = torch.cat([top_v, _per_image(n, lj.gather(1, bi), N, ninf)], 1)
+        cand_f = torch.where(cand_v > ninf, cand_f, _LAST)
         o = cand_f.argsort(1)
-        ti, tv = gallery_topk(cand_v.gather(1, o), k)
+        ti, _ = gallery_topk(cand_v.gather(1, o), k)
         top_f, top_v = cand_f.gather(1, o).gather(1, ti), cand_v.gather(1, o).gather(1, ti)
-        # who is done?
+        # who is done? the next bound below the k-th joint (and, with certify, the leader certified)
         todo = ~visited.gather(1, order)
         left = todo.any(1)
-        nxt = torch.where(left, lf[rows, order[rows, todo.float().argmax(1)]], float('-inf'))
-        kth = top_v[:, k - 1] if top_v.shape[1] >= k else torch.full((N,), float('-inf'))
+        nxt = torch.where(left, lf[rows, order[rows, todo.float().argmax(1)]], ninf)
+        if top_v.shape[1] >= k: kth = top_v[:, k - 1]
         done = ~left | (nxt < kth)
-        if certify:
-            unv = (p_first * todo.double()).sum(1)
-            t2 = lower.topk(min(2, B), dim=1).values
-            lead = t2[:, 0] - (t2[:, 1] if B > 1 else 0)
-            done &= ~left | (lead > unv + rtol * t2[:, 0])
+        if certify: done &= ~left | ~undecided((p_first * ~visited).sum(1))
         active = ~done
         if not active.any(): break
-    unv = (p_first * (~visited).double()).sum(1)
-    t2 = lower.topk(min(2, B), dim=1).values
-    sure = (lower.argmax(1) >= 0) if B == 1 else (t2[:, 0] - t2[:, 1] > unv + rtol * t2[:, 0]) | (unv == 0)
-    pred = torch.where(sure, lower.argmax(1), -1)
-    valid = top_v > float('-inf')
-    f = top_f.clamp(min=0)
+    unv = (p_first * ~visited).sum(1)
+    pred = lower.argmax(1)
+    if B > 1: pred = torch.where(undecided(unv) & (unv > 0), -1, pred)
+    top_f, top_v = top_f[:, :A * B], top_v[:, :A * B]               # k beyond the gallery: the whole gallery
+    valid = top_v > ninf
+    f = top_f.clamp(min=0, max=A * B - 1)
     R = A if first == 'rationale' else B
     top = TopPairs(torch.where(valid, f // R, -1), torch.where(valid, f % R, -1), top_v)
-    return SearchResult(top, lf, lower, unv, pred, visited, needed, first)
+    return SearchResult(top, lf, lower, unv, pred, visited, first)
