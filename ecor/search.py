@@ -79,7 +79,7 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
     if first not in ('rationale', 'category'): raise ValueError(f"search_joint: first={first!r}; use 'rationale' or 'category'")
     if k < 1: raise ValueError(f'search_joint: k must be >= 1, got k={k}')
     if step < 1: raise ValueError(f'search_joint: step must be >= 1, got step={step}')
-    lf = log_first.float()
+    lf = log_first.detach().float().cpu()                         # the bookkeeping is small: on the CPU, whatever the device
     N, A = lf.shape
     ninf, rows = float('-inf'), torch.arange(N)
     order = torch.sort(-lf, dim=1, stable=True).indices          # each image's visit order: most probable first
@@ -98,12 +98,12 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
         take = ask[:, union] | (active & (kth > ninf))[:, None] & ~visited[:, union] & (lf[:, union] >= kth[:, None])
         n, u = take.nonzero(as_tuple=True)
         a = union[u]
-        lc = cond(n, a)
+        lc = cond(n, a).float().cpu()
         if B is None:
             B = lc.shape[1]
             lower = torch.zeros(N, B, dtype=torch.float64)
         if tuple(lc.shape) != (len(n), B): raise ValueError(f'cond returned {tuple(lc.shape)}, expected {(len(n), B)}')
-        lj = lf[n, a][:, None] + lc.float()                       # [E, B] joint, each row ascending in gallery position
+        lj = lf[n, a][:, None] + lc                               # [E, B] joint, each row ascending in gallery position
         lower.index_add_(0, n, lj.double().exp())
         visited[n, a] = True
         # each entry's top k, then each image's: merged in gallery order with what it had
