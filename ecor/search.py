@@ -86,13 +86,13 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
     p_first, visited = lf.double().exp(), torch.zeros(N, A, dtype=torch.bool)
     top_v, top_f = torch.full((N, 0), ninf), torch.zeros(N, 0, dtype=torch.long)
     lower, B, active, kth = None, None, torch.ones(N, dtype=torch.bool), torch.full((N,), ninf)
+    todo = torch.ones(N, A, dtype=torch.bool)                     # not visited yet, in each image's order
     def undecided(unv): # [N] True where the leader's lead does not exceed the unvisited mass
         t2 = lower.topk(min(2, B), dim=1).values
         return t2[:, 0] - (t2[:, 1] if B > 1 else 0) <= unv + rtol * t2[:, 0]
     while True:
         # each unfinished image asks for its next `step` unvisited values; a value asked for is computed once for the
         # round and also given to every unfinished image whose k-th joint so far it could still beat
-        todo = ~visited.gather(1, order)
         ask = torch.zeros(N, A, dtype=torch.bool).scatter_(1, order, todo & (todo.cumsum(1) <= step) & active[:, None])
         union = ask.any(0).nonzero()[:, 0]
         take = ask[:, union] | (active & (kth > ninf))[:, None] & ~visited[:, union] & (lf[:, union] >= kth[:, None])
