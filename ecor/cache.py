@@ -70,26 +70,42 @@ def atomic_write(path:str|Path,  # the file to (over)write
     return path
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00
-def _header(raw:bytes|bytearray) -> dict:
+_MAP_FROM = 1 << 20  # bytes: a block file this big or bigger is memory-mapped, a smaller one read (see "Reading a block")
+
+def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
+    "A file's bytes: memory-mapped copy-on-write when big and on POSIX (no copy; never written back), else read in."
+    st = os.stat(path)
+    if st.st_size >= _MAP_FROM and os.name == 'posix':
+        try: raw = torch.from_file(str(path), shared=False, size=st.st_size, dtype=torch.uint8)
+        except RuntimeError: raw = None  # replaced by a shorter file since the stat: read what is there now
+        now = os.stat(path)
+        if raw is not None and (now.st_ino, now.st_size) == (st.st_ino, st.st_size): return raw
+    with open(path, 'rb') as f:
+        buf = bytearray(os.fstat(f.fileno()).st_size)
+        got = f.readinto(buf)
+    if got != len(buf): raise ValueError(f'read {got} of {len(buf)} bytes')
+    return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
+
+def _header(raw:Tensor) -> dict: # raw: uint8, a whole safetensors file
     "The JSON header of a safetensors file (its first 8 bytes give the header length)."
     if len(raw) < 8: raise ValueError(f'{len(raw)} bytes, shorter than a safetensors header')
-    (n,) = struct.unpack('<Q', raw[:8])
+    (n,) = struct.unpack('<Q', raw[:8].numpy())
     if n > len(raw) - 8: raise ValueError(f'header of {n} bytes in a file of {len(raw)}')
-    return json.loads(raw[8:8 + n])
+    return json.loads(raw[8:8 + n].numpy().tobytes())
 
 _DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64}
 
-def _tensor_view(raw:bytearray, # a whole safetensors file
+def _tensor_view(raw:Tensor,    # uint8, a whole safetensors file
                  head:dict,     # its header (`_header(raw)`)
                  name:str,      # the tensor to view
                 ) -> Tensor:    # shares `raw`'s memory: no copy
     "Tensor `name` of the safetensors file held in `raw`, read in place (a malformed entry raises ValueError)."
-    e, start = head[name], 8 + struct.unpack('<Q', raw[:8])[0]
+    e, start = head[name], 8 + struct.unpack('<Q', raw[:8].numpy())[0]
     (o0, o1), dtype = e['data_offsets'], _DTYPES.get(e['dtype'])
     if dtype is None: raise ValueError(f'dtype {e["dtype"]!r} is not one the cache writes')
     if not 0 <= o0 <= o1 <= len(raw) - start: raise ValueError(f'data offsets {o0}..{o1} beyond the file')
     if o1 == o0: return torch.empty(e['shape'], dtype=dtype)
-    return torch.frombuffer(raw, dtype=torch.uint8, offset=start + o0, count=o1 - o0).view(dtype).reshape(e['shape'])
+    return raw[start + o0:start + o1].view(dtype).reshape(e['shape'])
 
 class GalleryCache:
     "Prompt-block embeddings in memory (LRU) and, with a root folder, on disk: atomic writes, verified reads, a size limit."
@@ -125,18 +141,15 @@ class GalleryCache:
 
     def _read(self, path:Path, key:str, n:int) -> Tensor|None:
         "The verified block at `path`, or None (missing, or rejected with a warning)."
-        try:   # read into a buffer the tensor then views: one copy, where safetensors' `load` makes two
-            with open(path, 'rb') as f:
-                raw = bytearray(os.fstat(f.fileno()).st_size)
-                got = f.readinto(raw)
+        try: raw = _file_bytes(path)  # mapped or read: the tensor views it, no further copy (safetensors' `load` makes two)
         except FileNotFoundError: return None
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
+        except ValueError as e: self._reject(path, f'not a readable safetensors file ({e})'); return None
         try:
-            if got != len(raw): raise ValueError(f'read {got} of {len(raw)} bytes')
             head = _header(raw)
             meta, t = head.get('__metadata__') or {}, _tensor_view(raw, head, 'embeds')
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
-        body = memoryview(raw)[8 + struct.unpack('<Q', raw[:8])[0]:]
+        body = raw[8 + struct.unpack('<Q', raw[:8].numpy())[0]:].numpy()
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None
         if t.ndim != 2 or len(t) != n: self._reject(path, f'shape {tuple(t.shape)}, expected {n} rows'); return None
         if t.dtype != self.dtype: self._reject(path, f'dtype {t.dtype}, expected {self.dtype}'); return None

@@ -1,0 +1,83 @@
+"""What reading a block of the gallery cache costs, mapped against read in, side by side in one process.
+
+    python tools/bench_read.py            # blocks of 10, 100 and 997 rows x 384 floats (CIFAR-10, Caltech-101/CIFAR-100, ImageNet)
+    python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet \
+        --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3   # whole searches over a filled cache
+
+Writes random blocks with `ecor.cache.GalleryCache` into a temporary folder (so they are in the page cache, as in a warm
+run), then reads each one back the way `GalleryCache` does, verification included (header, key, shape, XXH3), with
+every file memory-mapped and with every file read into fresh memory, alternating 5 times. Prints the median time per
+block of each and their ratio. `ecor.cache._MAP_FROM` (1 MiB) is the size from which the cache maps.
+
+With --search: the warm explain of `tools/bench_scale.py` (32 photos, the embedded default model, exact top 5) over a
+cache folder that a cold run filled, in one process: the search alone with the cache's own rule (map from 1 MiB) and
+with every file read in, alternating, the in-memory blocks forgotten before each, and the image tower alone between.
+"""
+from __future__ import annotations
+import argparse, statistics, tempfile, time
+from pathlib import Path
+import torch
+import ecor.cache as cache
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--rows', default='10,100,997'); ap.add_argument('--dim', type=int, default=384)
+    ap.add_argument('--mib', type=float, default=256, help='bytes written per block size, in MiB')
+    ap.add_argument('--repeats', type=int, default=5)
+    ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
+    ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.search: return searches(args)
+    saved = cache._MAP_FROM
+    with tempfile.TemporaryDirectory() as d:
+        print(f'{"rows":>5} {"block":>9} {"blocks":>6} {"read in, us":>12} {"mapped, us":>11} {"mapped / read in":>17}')
+        for n in map(int, args.rows.split(',')):
+            g = cache.GalleryCache(Path(d), max_bytes=1 << 40)
+            blocks = max(1, int(args.mib * 2**20 / (n * args.dim * 4)))
+            keys = [f'{n}-{i}' for i in range(blocks)]
+            for k in keys: g.fetch('bench', k, n, lambda: torch.randn(n, args.dim))
+            paths = [g.path('bench', k) for k in keys]
+            times = {'read': [], 'map': []}
+            for _ in range(args.repeats):
+                for how, limit in (('read', 1 << 62), ('map', 0)):
+                    cache._MAP_FROM = limit
+                    t0 = time.perf_counter()
+                    for p, k in zip(paths, keys): assert g._read(p, k, n) is not None
+                    times[how].append((time.perf_counter() - t0) / blocks * 1e6)
+            cache._MAP_FROM = saved
+            r, m = statistics.median(times['read']), statistics.median(times['map'])
+            size = paths[0].stat().st_size
+            print(f'{n:>5} {size/1024:>7.0f}KB {blocks:>6} {r:>12.0f} {m:>11.0f} {m/r:>17.2f}', flush=True)
+
+
+def searches(args):
+    "Whole warm searches, mapped against read in, alternating in one process."
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_scale import photos, towers_for
+    from ecor.model import ECOR
+    from ecor.rationales import dror_file, load_dror
+    towers, rset = towers_for('default', Path('runs/bench_scale')), load_dror(dror_file(args.gallery))
+    m = ECOR.from_pretrained(args.checkpoint, towers) if args.checkpoint else ECOR(towers)
+    m.eval().use_gallery_cache(args.search)
+    ims, saved, times = photos(32), cache._MAP_FROM, {'tower': [], 'mapped from 1 MiB': [], 'all read in': []}
+    with torch.no_grad():
+        m.image_embeds(pixel_values=towers.image.preprocess(ims[:2]))
+        for i in range(args.repeats):
+            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
+            order = [('mapped from 1 MiB', saved), ('all read in', 1 << 62)]
+            for how, limit in order if i % 2 == 0 else order[::-1]:
+                cache._MAP_FROM = limit; m.gallery.clear_memory()
+                t0 = time.perf_counter(); m.search(img, rset.categories, rset.unique_rationales, k=5, certify=False)
+                times[how].append(time.perf_counter() - t0)
+    cache._MAP_FROM = saved
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
+    print(f"search mapped / read in: {med['mapped from 1 MiB'] / med['all read in']:.2f}; "
+          f"(tower + search) / tower: mapped {1 + med['mapped from 1 MiB'] / med['tower']:.2f}, read in {1 + med['all read in'] / med['tower']:.2f}")
+
+
+if __name__ == '__main__':
+    main()
