@@ -188,6 +188,7 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
           neg_pairs:int=LossConfig.neg_pairs, # DROR: sampled pairs per softmax over the gallery (0: all, exact)
           max_categories:int=LossConfig.max_categories or 0, # P(c|I): batch categories + sampled others up to this (0: all, exact)
           dror_positives:str=LossConfig.dror_positives, # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
+          all_positives:bool=LossConfig.all_positives, # every right rationale of the batch in the softmax over rationales (exact numerator)
           sample_from:int=TrainConfig.sample_from, # the budgets above apply from this many categories on (1: always)
           seed:int=TrainConfig.seed, # seeds data subset, shuffling and rationale draws
           output_dir:str='runs/train', # checkpoints go here
@@ -215,7 +216,8 @@ def train(model:str='default',       # 'default' or a CLIP hub id / local direct
     m = ECOR(towers)
     loss = LossConfig(method=method, anchors=anchors or None, neg_categories=neg_categories or None,   # 0: None, exact
                       neg_rationales=neg_rationales or None, neg_pairs=neg_pairs or None,
-                      max_categories=max_categories or None, dror_positives=dror_positives)
+                      max_categories=max_categories or None, dror_positives=dror_positives,
+                      all_positives=all_positives)
     cfg = TrainConfig(loss, epochs=epochs, batch_size=batch_size, lr=lr, sample_from=sample_from, seed=seed, output_dir=output_dir)
     hist = train_prompts(m, feats, labels.category, rset, cfg, true_rationales=labels.rationale, resume=resume,
                          force_resume=force_resume)

@@ -30,6 +30,7 @@ class LossConfig:
     neg_pairs: int|None = 16          # DROR: sampled pairs in its softmax over the C x R gallery; None: all (exact)
     max_categories: int|None = None   # P(c|I): the batch's categories + sampled others up to this many; None: all C (exact)
     dror_positives: str = 'all'       # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
+    all_positives: bool = False       # every right rationale of the batch's images joins the softmax over rationales
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
@@ -98,8 +99,13 @@ def draw_step(labels:Tensor,          # [B] category index of each image
     is_anchor[cand[_choose(len(cand), cfg.anchors, generator)[0]]] = True
     # the pool of the softmax over rationales, and each member's inclusion probability
     rneg, rq = _choose(R, cfg.neg_rationales, generator)
-    rats = torch.unique(torch.cat([gdraw[has], rneg]))
-    miss = (1 - rq) * torch.exp(torch.log1p(-gp[has][:, rats]).sum(0))  # P(not in the pool)
+    if cfg.all_positives:   # the batch's right rationales always, the sampled ones beside them
+        inbatch = gpos.any(0)
+        rats = torch.unique(torch.cat([inbatch.nonzero()[:, 0], rneg]))
+        miss = torch.where(inbatch[rats], 0., 1 - rq)
+    else:
+        rats = torch.unique(torch.cat([gdraw[has], rneg]))
+        miss = (1 - rq) * torch.exp(torch.log1p(-gp[has][:, rats]).sum(0))  # P(not in the pool)
     ncat, cq = _choose(C, cfg.neg_categories, generator)
     pairs, pq = _choose(C * R, cfg.neg_pairs, generator)
     # P(c|I): the batch's categories, then others

@@ -4,6 +4,7 @@
     python tools/bench_sampled.py --datasets cifar10 --configs all-anchors,exact-rationales,exact-categories,rationales-32 --out x.csv
 
     python tools/bench_sampled.py --datasets caltech101 --configs rationales-32 --out y.csv
+    python tools/bench_sampled.py --configs all-positives --out z.csv
 
 nbs/results/sampled_vs_exact.csv holds the three runs (09_train reads it).
 
@@ -13,7 +14,16 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - exact: every category of the batch an anchor, exact softmaxes (CIFAR-10 only: on Caltech-101 a step would encode
   ~5,000 pair prompts)
 - one budget at a time: all-anchors, exact-rationales, exact-categories, rationales-32 (32 sampled rationales, not 8)
+- all-positives: sampled, with every right rationale of the batch's images in the softmax over rationales (its numerator
+  exact; `LossConfig.all_positives`)
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
+
+--validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
+looking at the test photos): the 1,000 photos of a class-balanced subset of 2,000 that are not the 1,000 training ones
+(Caltech-101: from its 70 % training part). With --threads 1 it reproduces the runs that chose `all_positives`:
+
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled,all-positives,exact --datasets cifar10 --out v.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled,all-positives,exact-anchored --datasets caltech101 --out w.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -26,8 +36,29 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'exact': dict(anchors=None, neg_categories=None, neg_rationales=None),
            # one budget at a time set to exact, the others sampled (to see which one matters)
            'exact-rationales': dict(neg_rationales=None), 'exact-categories': dict(neg_categories=None), 'all-anchors': dict(anchors=None),
-           'rationales-32': dict(neg_rationales=32)}   # 32 sampled rationales instead of 8
+           'rationales-32': dict(neg_rationales=32),   # 32 sampled rationales instead of 8
+           'all-positives': dict(all_positives=True)}  # every right rationale of the batch in the rationale softmax
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
+
+
+def validation_splits(towers, ds: str, cache_dir: str):
+    "1,000 training photos and 1,000 validation photos, both from the train side: subsample(2,000) minus subsample(1,000)."
+    from ecor.evaluate import Split, load_rationale_set
+    from ecor.data import load_image_dataset, subsample, holdout, match_classes, class_names, encode_labels, dataset_aliases
+    from ecor.train import cached_features
+    rset = load_rationale_set(ds)
+    base = load_image_dataset(ds, 'train')
+    if ds == 'caltech101': base = holdout(base, 0.3, seed=0)[0]
+    base = base.add_column('row_id', list(range(len(base))))
+    match = match_classes(class_names(base), rset, aliases=dataset_aliases(ds), strict=True)
+    tr, big = subsample(base, 1000, seed=0), subsample(base, 2000, seed=0)
+    trs = set(tr['row_id'])
+    if not trs <= set(big['row_id']): raise RuntimeError('the 1,000 training photos are not inside the 2,000')
+    va = big.select([i for i, r in enumerate(big['row_id']) if r not in trs])
+    def split(d, key):
+        return Split(cached_features(towers.image, d.remove_columns('row_id'), cache_dir, data_key=key, progress=False),
+                     encode_labels(d, match, rset).category, rset, key)
+    return split(tr, f'val-exp-{ds}-train1000'), split(va, f'val-exp-{ds}-val1000')
 
 
 def main():
@@ -38,7 +69,10 @@ def main():
     ap.add_argument('--configs', default='sampled,exact-anchored,exact')
     ap.add_argument('--out', default=str(ROOT/'nbs'/'results'/'sampled_vs_exact.csv'))
     ap.add_argument('--cache_dir', default=str(ROOT/'.cache'/'ecor'))
+    ap.add_argument('--validation', action='store_true', help='score the validation split carved from the train side, not the test split')
+    ap.add_argument('--threads', type=int, help='torch threads (default: torch\'s)')
     args = ap.parse_args()
+    if args.threads: torch.set_num_threads(args.threads)
     from ecor.default import default_towers
     from ecor.evaluate import load_split, method_search, search_outcomes, summarise
     from ecor.model import ECOR
@@ -48,8 +82,10 @@ def main():
     rows = []
     for ds in args.datasets.split(','):
         (dtr, str_), (dte, ste) = DATA[ds]
-        tr = load_split(towers, dtr, str_, args.n_train, cache_dir=args.cache_dir, progress=False)
-        te = load_split(towers, dte, ste, args.n_test, cache_dir=args.cache_dir, progress=False)
+        if args.validation: tr, te = validation_splits(towers, ds, args.cache_dir)
+        else:
+            tr = load_split(towers, dtr, str_, args.n_train, cache_dir=args.cache_dir, progress=False)
+            te = load_split(towers, dte, ste, args.n_test, cache_dir=args.cache_dir, progress=False)
         for name in args.configs.split(','):
             over = CONFIGS[name]
             if name == 'exact' and ds != 'cifar10': continue
