@@ -6,7 +6,7 @@
     python tools/bench_sampled.py --datasets caltech101 --configs rationales-32 --out y.csv
     python tools/bench_sampled.py --configs all-positives --out z.csv
 
-nbs/results/sampled_vs_exact.csv holds the three runs (09_train reads it).
+nbs/results/sampled_vs_exact.csv holds the test-photo runs of the commands above (09_train reads it).
 
 Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-3, the same photos for every seed):
 - sampled: the defaults of `ecor.loss.LossConfig` (4 anchors, 4 sampled categories, 8 sampled rationales, log-Q corrected)
