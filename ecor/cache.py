@@ -76,10 +76,11 @@ def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
     "A file's bytes: memory-mapped copy-on-write when big and on POSIX (no copy; never written back), else read in."
     st = os.stat(path)
     if st.st_size >= _MAP_FROM and os.name == 'posix':
-        try: raw = torch.from_file(str(path), shared=False, size=st.st_size, dtype=torch.uint8)
-        except RuntimeError: raw = None  # replaced by a shorter file since the stat: read what is there now
-        now = os.stat(path)
-        if raw is not None and (now.st_ino, now.st_size) == (st.st_ino, st.st_size): return raw
+        try:
+            raw, now = torch.from_file(str(path), shared=False, size=st.st_size, dtype=torch.uint8), os.stat(path)
+            if (now.st_ino, now.st_size) == (st.st_ino, st.st_size): return raw
+        except RuntimeError: pass  # replaced by a shorter file since the stat
+        # replaced since the stat: read what is there now
     with open(path, 'rb') as f:
         buf = bytearray(os.fstat(f.fileno()).st_size)
         got = f.readinto(buf)
