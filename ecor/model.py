@@ -22,8 +22,9 @@ from .prompts import PromptLearner
 from .cache import GalleryCache, CACHE_VERSION, digest, module_digest
 
 # %% auto #0
-__all__ = ['ECORConfig', 'ECOROutput', 'ECOR', 'Explanation', 'explanations', 'explain', 'nonfinite', 'read_ecor_state',
-           'file_digest', 'checkpoint_problem', 'latest_checkpoint', 'resolve_checkpoint', 'load_model']
+__all__ = ['ECORConfig', 'ECOROutput', 'rows_independent', 'ECOR', 'Explanation', 'explanations', 'explain', 'nonfinite',
+           'read_ecor_state', 'file_digest', 'checkpoint_problem', 'latest_checkpoint', 'resolve_checkpoint',
+           'load_model']
 
 # %% ../nbs/04_model.ipynb #1a5286d2
 from safetensors.torch import save as safetensors_bytes
@@ -53,6 +54,19 @@ class ECOROutput:
     logits: dict = field(default_factory=dict) # the logits used: 'r' [N, R], 'c' [N, C], 'pair' [N, C, R]
 
 # %% ../nbs/04_model.ipynb #6448677c
+_ROWS = 8  # images per product in `ECOR.block_scores`
+_ROWS_CHECKED = {}  # (M, K, dtype, device, threads) -> bool
+
+def rows_independent(M:int, K:int, dtype:torch.dtype, device) -> bool: # checked once per shape and process
+    "Does `[_ROWS, K] @ [K, M]` give a row the same bits whatever the other rows hold and whichever row it is?"
+    key = (M, K, dtype, str(device), torch.get_num_threads())
+    if key not in _ROWS_CHECKED:   # 8 random rows, each in every place (rolled), the others its neighbours
+        g = torch.Generator().manual_seed(0)
+        t, x = torch.randn(M, K, generator=g).to(device, dtype), torch.randn(_ROWS, K, generator=g).to(device, dtype)
+        ref = x @ t.T
+        _ROWS_CHECKED[key] = all(torch.equal((x.roll(s, 0) @ t.T).roll(-s, 0), ref) for s in range(1, _ROWS))
+    return _ROWS_CHECKED[key]
+
 class ECOR(nn.Module):
     "Prompt-tuned CLIP-style model of P(c,R|I) over a category x rationale gallery."
     def __init__(self, towers:Towers, # image + text towers and cosine scale
@@ -120,9 +134,12 @@ class ECOR(nn.Module):
     def block_scores(self, img:Tensor, # normalised image embeddings [n, dim]
                      text:Tensor,      # one block's normalised text embeddings [M, dim]
                     ) -> Tensor:       # logits [n, M]
-        "`similarity` image by image: an image's scores do not depend on which images are scored with it."
+        "`similarity` in products of one fixed shape: an image's scores do not depend on which images are scored with it."
         if not len(img): return img.new_zeros(0, len(text))
-        return self.cosine_scale * torch.stack([text @ r for r in img])
+        if rows_independent(len(text), text.shape[1], text.dtype, text.device):  # _ROWS images a product, zero-padded
+            x = torch.cat([img, img.new_zeros((-len(img)) % _ROWS, img.shape[1])])
+            return self.cosine_scale * torch.cat([c @ text.T for c in x.split(_ROWS)])[:len(img)]
+        return self.cosine_scale * torch.stack([text @ r for r in img])   # else one image at a time
 
 # %% ../nbs/04_model.ipynb #43fe2d21
 @patch

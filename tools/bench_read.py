@@ -9,9 +9,14 @@ run), then reads each one back the way `GalleryCache` does, verification include
 every file memory-mapped and with every file read into fresh memory, alternating 5 times. Prints the median time per
 block of each and their ratio. `ecor.cache._MAP_FROM` (1 MiB) is the size from which the cache maps.
 
-With --search: the warm explain of `tools/bench_scale.py` (32 photos, the embedded default model, exact top 5) over a
-cache folder that a cold run filled, in one process: the search alone with the cache's own rule (map from 1 MiB) and
-with every file read in, alternating, the in-memory blocks forgotten before each, and the image tower alone between.
+With --search: the warm explain of `tools/bench_scale.py` (32 photos, exact top 5; --model default or clip) over a
+cache folder that a cold run filled, in one process: the search alone two ways, alternating, the in-memory blocks
+forgotten before each, and the image tower alone between. --compare maps (the default): the cache's own rule (map from
+1 MiB) against every file read in. --compare products: blocks scored in products of 8 images (`ECOR.block_scores`)
+against one image at a time, as a library that fails `rows_independent` would:
+
+    python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet --compare products \
+        --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
 """
 from __future__ import annotations
 import argparse, statistics, tempfile, time
@@ -27,6 +32,8 @@ def main():
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
+    ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
+    ap.add_argument('--compare', default='maps', choices=('maps', 'products'), help='with --search: what the two ways differ in')
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.search: return searches(args)
@@ -53,30 +60,37 @@ def main():
 
 
 def searches(args):
-    "Whole warm searches, mapped against read in, alternating in one process."
+    "Whole warm searches two ways (--compare), alternating in one process."
     import sys
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_scale import photos, towers_for
+    import ecor.model
     from ecor.model import ECOR
     from ecor.rationales import dror_file, load_dror
-    towers, rset = towers_for('default', Path('runs/bench_scale')), load_dror(dror_file(args.gallery))
+    towers, rset = towers_for(args.model, Path('runs/bench_scale')), load_dror(dror_file(args.gallery))
     m = ECOR.from_pretrained(args.checkpoint, towers) if args.checkpoint else ECOR(towers)
     m.eval().use_gallery_cache(args.search)
-    ims, saved, times = photos(32), cache._MAP_FROM, {'tower': [], 'mapped from 1 MiB': [], 'all read in': []}
+    saved, grouped = cache._MAP_FROM, ecor.model.rows_independent
+    def setting(map_from, rows_independent):
+        def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
+        return apply
+    ways = ({'mapped from 1 MiB': setting(saved, grouped), 'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
+            {'products of 8': setting(saved, grouped), 'one image at a time': setting(saved, lambda *a: False)})
+    (a, b), ims = list(ways), photos(32)
+    times = {'tower': [], a: [], b: []}
     with torch.no_grad():
         m.image_embeds(pixel_values=towers.image.preprocess(ims[:2]))
         for i in range(args.repeats):
             t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
-            order = [('mapped from 1 MiB', saved), ('all read in', 1 << 62)]
-            for how, limit in order if i % 2 == 0 else order[::-1]:
-                cache._MAP_FROM = limit; m.gallery.clear_memory()
+            for how in [a, b] if i % 2 == 0 else [b, a]:
+                ways[how](); m.gallery.clear_memory()
                 t0 = time.perf_counter(); m.search(img, rset.categories, rset.unique_rationales, k=5, certify=False)
                 times[how].append(time.perf_counter() - t0)
-    cache._MAP_FROM = saved
+    setting(saved, grouped)()
     med = {k: statistics.median(v) for k, v in times.items()}
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
-    print(f"search mapped / read in: {med['mapped from 1 MiB'] / med['all read in']:.2f}; "
-          f"(tower + search) / tower: mapped {1 + med['mapped from 1 MiB'] / med['tower']:.2f}, read in {1 + med['all read in'] / med['tower']:.2f}")
+    print(f"search {a} / {b}: {med[a] / med[b]:.2f}; "
+          f"(tower + search) / tower: {a} {1 + med[a] / med['tower']:.2f}, {b} {1 + med[b] / med['tower']:.2f}")
 
 
 if __name__ == '__main__':
