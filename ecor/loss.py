@@ -31,6 +31,7 @@ class LossConfig:
     max_categories: int|None = None   # P(c|I): the batch's categories + sampled others up to this many; None: all C (exact)
     dror_positives: str = 'all'       # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
     all_positives: bool = False       # every right rationale of the batch's images joins the softmax over rationales
+    hard_rationales: int = 0          # more rationales for that softmax, drawn by the model's own P(R|I) (see `method_loss`); 0: none
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
@@ -39,6 +40,8 @@ class LossConfig:
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f'LossConfig.{f}={v!r}: expected a positive integer or None (exact)')
+        if not isinstance(self.hard_rationales, int) or isinstance(self.hard_rationales, bool) or self.hard_rationales < 0:
+            raise ValueError(f'LossConfig.hard_rationales={self.hard_rationales!r}: expected an integer >= 0')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
 
@@ -76,6 +79,7 @@ def draw_step(labels:Tensor,          # [B] category index of each image
               cfg:LossConfig,
               true_rationales:Tensor|None=None, # [B] known per-image rationale index, -1 when unknown
               generator:torch.Generator|None=None,
+              hard_p:Tensor|None=None,  # [R] proposal of the hard rationales (sums to 1); used when cfg.hard_rationales
              ) -> StepGallery:
     "Draw a rationale per group, the anchors and the sampled entries of one step, with their inclusion probabilities."
     B, (C, R) = len(labels), membership.shape
@@ -99,13 +103,16 @@ def draw_step(labels:Tensor,          # [B] category index of each image
     is_anchor[cand[_choose(len(cand), cfg.anchors, generator)[0]]] = True
     # the pool of the softmax over rationales, and each member's inclusion probability
     rneg, rq = _choose(R, cfg.neg_rationales, generator)
+    hq = torch.zeros(R)   # Poisson draws by the proposal: r joins with probability min(1, hard_rationales * hard_p[r])
+    if cfg.hard_rationales and hard_p is not None and rq < 1: hq = (cfg.hard_rationales * hard_p.detach().float().cpu()).clamp(max=1.)
+    rneg = torch.unique(torch.cat([rneg, (torch.rand(R, generator=generator) < hq).nonzero()[:, 0]])) if hq.any() else rneg
     if cfg.all_positives:   # the batch's right rationales always, the sampled ones beside them
         inbatch = gpos.any(0)
         rats = torch.unique(torch.cat([inbatch.nonzero()[:, 0], rneg]))
-        miss = torch.where(inbatch[rats], 0., 1 - rq)
+        miss = torch.where(inbatch[rats], 0., (1 - rq) * (1 - hq[rats]))
     else:
         rats = torch.unique(torch.cat([gdraw[has], rneg]))
-        miss = (1 - rq) * torch.exp(torch.log1p(-gp[has][:, rats]).sum(0))  # P(not in the pool)
+        miss = (1 - rq) * (1 - hq[rats]) * torch.exp(torch.log1p(-gp[has][:, rats]).sum(0))  # P(not in the pool)
     ncat, cq = _choose(C, cfg.neg_categories, generator)
     pairs, pq = _choose(C * R, cfg.neg_pairs, generator)
     # P(c|I): the batch's categories, then others
@@ -171,11 +178,18 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
                 cfg:LossConfig,
                 true_rationales:Tensor|None=None, # [B] per-image rationale index or -1
                 generator:torch.Generator|None=None,
+                bank:Tensor|None=None,   # [R, dim] recent detached rationale embeddings (cfg.hard_rationales): read, then updated
                ) -> dict:                # named loss terms, 'loss' (their sum) and 'prompts' (encoded this step)
     "Loss of `cfg.method` on one batch: exact or sampled softmaxes (see `LossConfig`)."
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
-    sg = draw_step(labels, membership, cfg, true_rationales, generator)
     (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
+    hard_p = None
+    if cfg.hard_rationales and 'r' in TERMS[m]:   # the proposal: P(R|I) under the bank, the batch's right rationales left out
+        if bank is None: raise ValueError('LossConfig.hard_rationales needs `bank`, the rationale embeddings (LossModule keeps one)')
+        with torch.no_grad():
+            s = (tau * img.detach() @ bank.T.to(dev)).float().masked_fill(membership[labels.cpu().long()].to(dev), float('-inf'))
+            hard_p = torch.softmax(s, -1).nan_to_num(0.).mean(0)
+    sg = draw_step(labels, membership, cfg, true_rationales, generator, hard_p)
     labels, terms, count = labels.cpu().long(), {}, [0]
     def enc(which, fillers):
         count[0] += len(fillers)
@@ -185,6 +199,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
     if 'r' in TERMS[m]:                  # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
+        if bank is not None: bank[sg.rats.to(bank.device)] = t.detach().to(bank.device, bank.dtype)
         terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))
     if 'pair' in TERMS[m]:               # the pair term of the anchor images
         name = {'ecor': 'category_given_rationale', 'ecor-inverted': 'rationale_given_category', 'dror': 'pair'}[m]

@@ -129,11 +129,14 @@ class LossModule(nn.Module):
         self.model, self.rset, self.cfg = model, rset, cfg
         self.categories, self.rationales = list(rset.categories), list(rset.unique_rationales)
         self.register_buffer('membership', rset.membership.clone(), persistent=False)
+        self.bank = None  # LossConfig.hard_rationales: every rationale's embedding, encoded once, then kept up to date by the steps
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
+        if self.cfg.hard_rationales and self.bank is None:
+            with torch.no_grad(): self.bank = self.model.text_embeds('r', [dict(rationale=r) for r in self.rationales]).clone()
         return method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, self.cfg,
-                           true_r, generator)
+                           true_r, generator, self.bank)
 
 # %% ../nbs/09_train.ipynb #0c4061b1
 @dataclass

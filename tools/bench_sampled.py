@@ -5,6 +5,7 @@
 
     python tools/bench_sampled.py --datasets caltech101 --configs rationales-32 --out y.csv
     python tools/bench_sampled.py --configs all-positives --out z.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs exact-rationales --out e.csv
 
 nbs/results/sampled_vs_exact.csv holds the test-photo runs of the commands above (09_train reads it).
 
@@ -16,6 +17,7 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - one budget at a time: all-anchors, exact-rationales, exact-categories, rationales-32 (32 sampled rationales, not 8)
 - all-positives: sampled, with every right rationale of the batch's images in the softmax over rationales (its numerator
   exact; `LossConfig.all_positives`)
+- hard-8, hard-16: sampled, plus about 8 (16) rationales drawn by the model's own P(R|I) (`LossConfig.hard_rationales`)
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -24,6 +26,11 @@ looking at the test photos): the 1,000 photos of a class-balanced subset of 2,00
 
     python tools/bench_sampled.py --validation --threads 1 --configs sampled,all-positives,exact --datasets cifar10 --out v.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sampled,all-positives,exact-anchored --datasets caltech101 --out w.csv
+
+and the runs that looked for what Caltech-101's gap is made of:
+
+    python tools/bench_sampled.py --validation --threads 1 --configs exact-categories,exact-rationales --datasets caltech101 --out a.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs hard-8,hard-16 --datasets caltech101 --out h.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -37,7 +44,8 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            # one budget at a time set to exact, the others sampled (to see which one matters)
            'exact-rationales': dict(neg_rationales=None), 'exact-categories': dict(neg_categories=None), 'all-anchors': dict(anchors=None),
            'rationales-32': dict(neg_rationales=32),   # 32 sampled rationales instead of 8
-           'all-positives': dict(all_positives=True)}  # every right rationale of the batch in the rationale softmax
+           'all-positives': dict(all_positives=True),  # every right rationale of the batch in the rationale softmax
+           'hard-8': dict(hard_rationales=8), 'hard-16': dict(hard_rationales=16)}  # + rationales drawn by the model's P(R|I)
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
