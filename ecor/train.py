@@ -17,7 +17,7 @@ from accelerate.utils import parse_flag_from_env
 from .rationales import RationaleSet
 from .towers import ImageTower
 from .model import ECOR, file_digest, checkpoint_problem, latest_checkpoint, _CHECKPOINT
-from .loss import LossConfig, method_loss
+from .loss import TERMS, LossConfig, method_loss
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'subset_key', 'feature_key',
@@ -133,7 +133,7 @@ class LossModule(nn.Module):
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
-        if self.cfg.hard_rationales and self.bank is None:
+        if self.cfg.hard_rationales and 'r' in TERMS[self.cfg.method] and self.bank is None:  # only a rationale term reads it
             with torch.no_grad(): self.bank = self.model.text_embeds('r', [dict(rationale=r) for r in self.rationales]).clone()
         return method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, self.cfg,
                            true_r, generator, self.bank)

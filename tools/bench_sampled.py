@@ -31,6 +31,8 @@ and the runs that looked for what Caltech-101's gap is made of:
 
     python tools/bench_sampled.py --validation --threads 1 --configs exact-categories,exact-rationales --datasets caltech101 --out a.csv
     python tools/bench_sampled.py --validation --threads 1 --configs hard-8,hard-16 --datasets caltech101 --out h.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled --epochs 16 --datasets caltech101 --out s16.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs exact-rationales --epochs 16 --seeds 0 --datasets caltech101 --out e16.csv
 """
 from __future__ import annotations
 import argparse, time
