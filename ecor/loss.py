@@ -12,7 +12,8 @@ from torch import Tensor
 from .definition import NEEDS, Factorisation
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'method_loss']
+__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'bank_rationale_ce',
+           'method_loss']
 
 # %% ../nbs/05_loss.ipynb #17269e08
 OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
@@ -32,6 +33,8 @@ class LossConfig:
     dror_positives: str = 'all'       # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
     all_positives: bool = False       # every right rationale of the batch's images joins the softmax over rationales
     hard_rationales: int = 0          # more rationales for that softmax, drawn by the model's own P(R|I) (see `method_loss`); 0: none
+    bank_softmax: bool = False        # that softmax over every rationale: the bank's scores beside the pool's, an unbiased gradient
+    bank_refresh: int|None = 0        # rationales re-encoded (no gradient) into the bank each step, in turn; None: all of them
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
@@ -42,6 +45,8 @@ class LossConfig:
                 raise ValueError(f'LossConfig.{f}={v!r}: expected a positive integer or None (exact)')
         if not isinstance(self.hard_rationales, int) or isinstance(self.hard_rationales, bool) or self.hard_rationales < 0:
             raise ValueError(f'LossConfig.hard_rationales={self.hard_rationales!r}: expected an integer >= 0')
+        if self.bank_refresh is not None and (not isinstance(self.bank_refresh, int) or isinstance(self.bank_refresh, bool) or self.bank_refresh < 0):
+            raise ValueError(f'LossConfig.bank_refresh={self.bank_refresh!r}: expected an integer >= 0 or None (all)')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
 
@@ -139,6 +144,22 @@ def multi_positive_ce(logits:Tensor,   # [B, K]
     lse_pos = torch.logsumexp(z.masked_fill(~positive, float('-inf')), 1)
     return (torch.logsumexp(z, 1) - lse_pos)[ok].mean()
 
+# %% ../nbs/05_loss.ipynb #7d61aba0
+def bank_rationale_ce(img:Tensor,       # [B, dim] normalised image embeddings
+                      t:Tensor,         # [K, dim] this step's fresh embeddings of the pool's rationales (with grad)
+                      bank:Tensor,      # [R, dim] recent embeddings of every rationale (no grad)
+                      rats:Tensor,      # [K] the pool's rationale indices
+                      incl:Tensor,      # [K] each pool member's inclusion probability
+                      positive:Tensor,  # [B, R] bool, the right rationales of each image
+                      tau:float|Tensor, # cosine scale
+                     ) -> Tensor:       # scalar: -log P(R*|I) over all R rationales
+    "-log P(R*|I) over every rationale (the bank's scores, the pool's fresh), the prompts' gradient divided by inclusion."
+    s_t = tau * img.detach() @ t.T                # the gradient to the prompts only
+    s_i = tau * img @ t.detach().T                # the gradient to the image side only
+    s0 = s_t.detach()
+    s = s0 + (s_t - s0) / incl + (s_i - s0)       # value s; prompt gradient / P(in the pool): Horvitz-Thompson
+    return multi_positive_ce((tau * img @ bank.T).index_copy(1, rats, s), positive)
+
 # %% ../nbs/05_loss.ipynb #ccf55d08
 def _pair_entries(method:str, sg:StepGallery, labels:Tensor, a:Tensor, C:int, R:int, cfg:LossConfig
                  ) -> tuple[Tensor, Tensor, Tensor]: # entries [n, E] (flat c*R + r), log-weights [n, E], positives [n, E]
@@ -178,7 +199,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
                 cfg:LossConfig,
                 true_rationales:Tensor|None=None, # [B] per-image rationale index or -1
                 generator:torch.Generator|None=None,
-                bank:Tensor|None=None,   # [R, dim] recent detached rationale embeddings (cfg.hard_rationales): read, then updated
+                bank:Tensor|None=None,   # [R, dim] recent detached rationale embeddings (hard_rationales, bank_softmax): read, then updated
                ) -> dict:                # named loss terms, 'loss' (their sum) and 'prompts' (encoded this step)
     "Loss of `cfg.method` on one batch: exact or sampled softmaxes (see `LossConfig`)."
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
@@ -199,8 +220,12 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
     if 'r' in TERMS[m]:                  # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
+        if cfg.bank_softmax and len(sg.rat_neg) < R:  # every rationale: the bank's scores, the pool's fresh ones reweighted
+            if bank is None: raise ValueError('LossConfig.bank_softmax needs `bank`, the rationale embeddings (LossModule keeps one)')
+            terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype), sg.rats.to(dev), torch.exp(-sg.rat_logw).to(dev),
+                                                   sg.positives.to(dev), tau)
+        else: terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))
         if bank is not None: bank[sg.rats.to(bank.device)] = t.detach().to(bank.device, bank.dtype)
-        terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))
     if 'pair' in TERMS[m]:               # the pair term of the anchor images
         name = {'ecor': 'category_given_rationale', 'ecor-inverted': 'rationale_given_category', 'dror': 'pair'}[m]
         a = sg.anchor.nonzero()[:, 0]

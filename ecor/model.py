@@ -92,8 +92,12 @@ class ECOR(nn.Module):
 
     def namespace(self, which:str) -> str: # 20 hex digits
         "What prompt `which`'s embeddings depend on besides the words: towers, text-tower weights, template, context."
+        pin = self.__dict__.get('_pinned')     # inside `search`, where nothing can change them: worked out once
+        if pin is not None and which in pin: return pin[which]
         p = self.prompts[which]
-        return digest(CACHE_VERSION, self.towers_name, module_digest(self.text_tower), which, p.template, *p.ctx)[:20]
+        ns = digest(CACHE_VERSION, self.towers_name, module_digest(self.text_tower), which, p.template, *p.ctx)[:20]
+        if pin is not None: pin[which] = ns
+        return ns
 
     def _encode(self, which:str, fillers:list[dict]) -> Tensor:
         return F.normalize(self.prompts[which].encode(fillers, self.config.text_batch_size).float(), dim=-1)
@@ -105,9 +109,10 @@ class ECOR(nn.Module):
 
     def text_embeds(self, which:str,      # 'r', 'pair' or 'c'
                     fillers:list[dict],   # slot values of each prompt
+                    cache:bool=True,      # with gradients off, keep them as one block of the gallery cache
                    ) -> Tensor:           # L2-normalised text embeddings [M, dim]
         "Normalised embeddings of prompts; with gradients off, one cached block."
-        if torch.is_grad_enabled(): return self._encode(which, fillers)
+        if torch.is_grad_enabled() or not cache: return self._encode(which, fillers)
         key = digest(which, *[json.dumps(f, sort_keys=True) for f in fillers])
         return self._block(which, self.namespace(which), key, len(fillers), lambda: fillers)
 
@@ -252,6 +257,12 @@ def search(self:ECOR, img:Tensor,         # normalised image embeddings [N, dim]
           ) -> SearchResult:
     "Exact top-k explanations and certified marginals, computing only the pairs the bound cannot rule out."
     kind = Factorisation(factorisation)
+    outer = self.__dict__.get('_pinned')
+    self.__dict__['_pinned'] = {} if outer is None else outer   # each namespace once per search, not once per round
+    try: return _search(self, img, categories, rationales, k, kind, certify, step)
+    finally: self.__dict__['_pinned'] = outer
+
+def _search(self:ECOR, img, categories, rationales, k, kind, certify, step) -> SearchResult:
     _, _, lf = self.first_factor(img, categories, rationales, kind)
     if kind is Factorisation.independent:
         lc = torch.log_softmax(self.logits(img, categories, rationales, ('c',))['c'].float(), -1)

@@ -129,14 +129,23 @@ class LossModule(nn.Module):
         self.model, self.rset, self.cfg = model, rset, cfg
         self.categories, self.rationales = list(rset.categories), list(rset.unique_rationales)
         self.register_buffer('membership', rset.membership.clone(), persistent=False)
-        self.bank = None  # LossConfig.hard_rationales: every rationale's embedding, encoded once, then kept up to date by the steps
+        self.bank, self.turn = None, 0  # every rationale's embedding (hard_rationales, bank_softmax): encoded once, then kept up to date
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
-        if self.cfg.hard_rationales and 'r' in TERMS[self.cfg.method] and self.bank is None:  # only a rationale term reads it
-            with torch.no_grad(): self.bank = self.model.text_embeds('r', [dict(rationale=r) for r in self.rationales]).clone()
-        return method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, self.cfg,
-                           true_r, generator, self.bank)
+        cfg, R, fresh = self.cfg, len(self.rationales), None
+        if (cfg.hard_rationales or cfg.bank_softmax) and 'r' in TERMS[cfg.method]:  # only a rationale term reads the bank
+            if self.bank is None: rows = torch.arange(R)
+            else: rows = torch.arange(R) if cfg.bank_refresh is None else (self.turn + torch.arange(min(cfg.bank_refresh, R))) % R
+            fresh = len(rows)
+            if fresh:
+                with torch.no_grad():   # not through the gallery cache: the prompts change every step
+                    emb = self.model.text_embeds('r', [dict(rationale=self.rationales[r]) for r in rows.tolist()], cache=False)
+                if self.bank is None: self.bank = emb.clone()
+                else: self.bank[rows.to(self.bank.device)] = emb.to(self.bank.dtype); self.turn = int(rows[-1] + 1) % R
+        terms = method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, cfg, true_r, generator, self.bank)
+        if fresh is not None: terms['bank_prompts'] = torch.tensor(float(fresh))  # rationales encoded into the bank, without gradient
+        return terms
 
 # %% ../nbs/09_train.ipynb #0c4061b1
 @dataclass

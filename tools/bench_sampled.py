@@ -18,6 +18,9 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - all-positives: sampled, with every right rationale of the batch's images in the softmax over rationales (its numerator
   exact; `LossConfig.all_positives`)
 - hard-8, hard-16: sampled, plus about 8 (16) rationales drawn by the model's own P(R|I) (`LossConfig.hard_rationales`)
+- bank, bank-64, bank-all, bank-hard-16: the softmax over every rationale with an unbiased gradient (`LossConfig.bank_softmax`),
+  the bank re-encoded 0, 64 or all rows a step (bank-hard-16: with hard-16's draws)
+- rationales-128, bank-all-128: 128 sampled rationales, log-Q corrected or with a bank re-encoded every step
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -33,6 +36,9 @@ and the runs that looked for what Caltech-101's gap is made of:
     python tools/bench_sampled.py --validation --threads 1 --configs hard-8,hard-16 --datasets caltech101 --out h.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sampled --epochs 16 --datasets caltech101 --out s16.csv
     python tools/bench_sampled.py --validation --threads 1 --configs exact-rationales --epochs 16 --seeds 0 --datasets caltech101 --out e16.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs bank,bank-64,bank-hard-16,bank-all --datasets caltech101 --out b.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs bank,bank-hard-16 --epochs 16 --seeds 0 --datasets caltech101 --out b16.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs bank-all-128,rationales-128 --datasets caltech101 --out r128.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -47,7 +53,12 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'exact-rationales': dict(neg_rationales=None), 'exact-categories': dict(neg_categories=None), 'all-anchors': dict(anchors=None),
            'rationales-32': dict(neg_rationales=32),   # 32 sampled rationales instead of 8
            'all-positives': dict(all_positives=True),  # every right rationale of the batch in the rationale softmax
-           'hard-8': dict(hard_rationales=8), 'hard-16': dict(hard_rationales=16)}  # + rationales drawn by the model's P(R|I)
+           'hard-8': dict(hard_rationales=8), 'hard-16': dict(hard_rationales=16),  # + rationales drawn by the model's P(R|I)
+           # the softmax over every rationale, the bank's scores for the rest, an unbiased gradient (LossConfig.bank_softmax)
+           'bank': dict(bank_softmax=True), 'bank-64': dict(bank_softmax=True, bank_refresh=64),
+           'bank-all': dict(bank_softmax=True, bank_refresh=None), 'bank-hard-16': dict(bank_softmax=True, hard_rationales=16),
+           # 128 sampled rationales: log-Q corrected, or with the bank (refreshed whole every step)
+           'rationales-128': dict(neg_rationales=128), 'bank-all-128': dict(bank_softmax=True, bank_refresh=None, neg_rationales=128)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
@@ -109,7 +120,8 @@ def main():
                 secs = time.time() - t0
                 met = summarise(search_outcomes(method_search('ecor', m, te.feats, te.rset), te.labels, te.rset))
                 rows.append(dict(dataset=ds, config=name, seed=seed, train_seconds=round(secs, 1),
-                                 prompts_per_step=round(sum(h['prompts'] for h in hist) / len(hist), 1), **met))
+                                 prompts_per_step=round(sum(h['prompts'] for h in hist) / len(hist), 1),
+                                 bank_prompts_per_step=round(sum(h.get('bank_prompts', 0.) for h in hist) / len(hist), 1), **met))
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
