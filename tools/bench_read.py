@@ -17,6 +17,10 @@ against one image at a time, as a library that fails `rows_independent` would:
 
     python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet --compare products \
         --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
+
+--compare visits times nothing: it counts the columns the search scored for each photo against the fewest that any
+exact search with the same bound must score, those whose P(R|I) is at least the photo's 5th best joint, at step 8, 4
+and 16 (columns each photo asks for per round).
 """
 from __future__ import annotations
 import argparse, statistics, tempfile, time
@@ -33,7 +37,7 @@ def main():
     ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
     ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
-    ap.add_argument('--compare', default='maps', choices=('maps', 'products'), help='with --search: what the two ways differ in')
+    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits'), help='with --search: what the two ways differ in')
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.search: return searches(args)
@@ -70,6 +74,7 @@ def searches(args):
     towers, rset = towers_for(args.model, Path('runs/bench_scale')), load_dror(dror_file(args.gallery))
     m = ECOR.from_pretrained(args.checkpoint, towers) if args.checkpoint else ECOR(towers)
     m.eval().use_gallery_cache(args.search)
+    if args.compare == 'visits': return visits(m, towers, rset, photos(32))
     saved, grouped = cache._MAP_FROM, ecor.model.rows_independent
     def setting(map_from, rows_independent):
         def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
@@ -91,6 +96,17 @@ def searches(args):
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
     print(f"search {a} / {b}: {med[a] / med[b]:.2f}; "
           f"(tower + search) / tower: {a} {1 + med[a] / med['tower']:.2f}, {b} {1 + med[b] / med['tower']:.2f}")
+
+
+def visits(m, towers, rset, ims):
+    "Columns scored per photo (and for the batch) against the fewest the bound allows: P(R|I) >= the 5th best joint."
+    with torch.no_grad():
+        img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
+        for step in (8, 4, 16):
+            res = m.search(img, rset.categories, rset.unique_rationales, k=5, certify=False, step=step)
+            need = res.log_first >= res.top.log_prob[:, -1:]
+            print(f'step {step:2d}: columns per photo {res.visited.sum(1).float().mean():.1f} scored, {need.sum(1).float().mean():.1f} '
+                  f'needed; for the batch {int(res.visited.any(0).sum())} scored, {int(need.any(0).sum())} needed')
 
 
 if __name__ == '__main__':
