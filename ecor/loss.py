@@ -205,7 +205,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
     (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
     hard_p = None
-    if cfg.hard_rationales and 'r' in TERMS[m]:   # the proposal: P(R|I) under the bank, the batch's right rationales left out
+    if cfg.hard_rationales and 'r' in TERMS[m] and cfg.neg_rationales is not None:  # the proposal: P(R|I) under the bank, the batch's right rationales left out
         if bank is None: raise ValueError('LossConfig.hard_rationales needs `bank`, the rationale embeddings (LossModule keeps one)')
         with torch.no_grad():
             s = (tau * img.detach() @ bank.T.to(dev)).float().masked_fill(membership[labels.cpu().long()].to(dev), float('-inf'))
