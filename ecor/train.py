@@ -135,8 +135,8 @@ class LossModule(nn.Module):
         img = self.model.image_embeds(features=feats)
         cfg, R, fresh = self.cfg, len(self.rationales), None
         if (cfg.hard_rationales or cfg.bank_softmax) and 'r' in TERMS[cfg.method] and cfg.neg_rationales is not None:  # only a sampled rationale softmax reads it
-            if self.bank is None: rows = torch.arange(R)
-            else: rows = torch.arange(R) if cfg.bank_refresh is None else (self.turn + torch.arange(min(cfg.bank_refresh, R))) % R
+            whole = self.bank is None or cfg.bank_refresh is None    # the first step encodes the whole bank
+            rows = torch.arange(R) if whole else (self.turn + torch.arange(min(cfg.bank_refresh, R))) % R
             fresh = len(rows)
             if fresh:
                 with torch.no_grad():   # not through the gallery cache: the prompts change every step
