@@ -21,6 +21,20 @@ against one image at a time, as a library that fails `rows_independent` would:
 --compare visits times nothing: it counts the columns the search scored for each photo against the fewest that any
 exact search with the same bound must score, those whose P(R|I) is at least the photo's 5th best joint, at step 8, 4
 and 16 (columns each photo asks for per round).
+
+--compare floor times the whole search against that floor: only the columns any exact search with the same bound must
+score for each photo, known beforehand: P(R|I) over the gallery, then those columns read, verified and scored in one
+call of `ECOR.conditional` (each block once, its photos in products of 8), with no rounds and no bookkeeping.
+(tower + floor) / tower is the least a warm explain with this bound and this cache can cost:
+
+    python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet --compare floor \
+        --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
+
+--compare steps times whole searches asking for 8, 16, 32 and 64 columns a round (fewer rounds, more columns), alternating.
+
+--compare slack times nothing: of the columns the bound admits for each photo, how many a tighter bound on
+max_c log P(c|R,I) would still admit: the exact maximum (an oracle), and the cap from each column's spread,
+log P(c|R,I) <= tau * max_c |t_cR - mean_c t_cR| - log C (Jensen: the mean of a column's scores is the score of its mean).
 """
 from __future__ import annotations
 import argparse, statistics, tempfile, time
@@ -37,7 +51,7 @@ def main():
     ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
     ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
-    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits'), help='with --search: what the two ways differ in')
+    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack'), help='with --search: what the two ways differ in')
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.search: return searches(args)
@@ -75,6 +89,9 @@ def searches(args):
     m = ECOR.from_pretrained(args.checkpoint, towers) if args.checkpoint else ECOR(towers)
     m.eval().use_gallery_cache(args.search)
     if args.compare == 'visits': return visits(m, towers, rset, photos(32))
+    if args.compare == 'floor': return floor(m, towers, rset, photos(32), args.repeats)
+    if args.compare == 'steps': return steps(m, towers, rset, photos(32), args.repeats)
+    if args.compare == 'slack': return slack(m, towers, rset, photos(32))
     saved, grouped = cache._MAP_FROM, ecor.model.rows_independent
     def setting(map_from, rows_independent):
         def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
@@ -96,6 +113,69 @@ def searches(args):
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
     print(f"search {a} / {b}: {med[a] / med[b]:.2f}; "
           f"(tower + search) / tower: {a} {1 + med[a] / med['tower']:.2f}, {b} {1 + med[b] / med['tower']:.2f}")
+
+
+def floor(m, towers, rset, ims, repeats):
+    "The whole warm search against scoring only the columns the bound makes necessary, alternating in one process."
+    cats, rats = rset.categories, rset.unique_rationales
+    times = {'tower': [], 'search': [], 'floor': []}
+    with torch.no_grad():
+        img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
+        res = m.search(img, cats, rats, k=5, certify=False)
+        n, a = (res.log_first >= res.top.log_prob[:, -1:]).nonzero(as_tuple=True)   # the columns any exact search must score
+        def search(): m.search(img, cats, rats, k=5, certify=False)
+        def least(): m.first_factor(img, cats, rats); m.conditional(img, cats, rats, 'rationale', a, images=n)
+        for i in range(repeats):
+            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
+            for how, f in [('search', search), ('floor', least)][::1 if i % 2 == 0 else -1]:
+                m.gallery.clear_memory()
+                t0 = time.perf_counter(); f(); times[how].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f'columns: {len(a)} (photo, column) entries, {len(a.unique())} blocks; searched: {int(res.visited.sum())} entries, '
+          f'{int(res.visited.any(0).sum())} blocks')
+    print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
+    print(f"(tower + search) / tower: {1 + med['search'] / med['tower']:.2f}; (tower + floor) / tower: {1 + med['floor'] / med['tower']:.2f}; "
+          f"search / floor: {med['search'] / med['floor']:.2f}")
+
+
+def steps(m, towers, rset, ims, repeats, sizes=(8, 16, 32, 64)):
+    "Whole warm searches asking for `sizes` columns a round, alternating in one process."
+    cats, rats = rset.categories, rset.unique_rationales
+    times, scored = {'tower': [], **{s: [] for s in sizes}}, {}
+    with torch.no_grad():
+        for i in range(repeats):
+            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
+            for s in sizes if i % 2 == 0 else sizes[::-1]:
+                m.gallery.clear_memory()
+                t0 = time.perf_counter(); res = m.search(img, cats, rats, k=5, certify=False, step=s); times[s].append(time.perf_counter() - t0)
+                scored[s] = (int(res.visited.sum()), int(res.visited.any(0).sum()))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"tower: {med['tower']:.2f} s")
+    for s in sizes: print(f'step {s:2d}: search {med[s]:.2f} s, (tower + search) / tower {1 + med[s] / med["tower"]:.2f}, '
+                          f'{scored[s][0]} photo-column entries, {scored[s][1]} blocks')
+
+
+def slack(m, towers, rset, ims):
+    "Columns the bound admits against those an exact max_c log P(c|R,I), or a cap from the column's spread, would admit."
+    import math
+    from ecor.cache import digest
+    cats, rats = rset.categories, rset.unique_rationales
+    with torch.no_grad():
+        img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
+        res = m.search(img, cats, rats, k=5, certify=False)
+        kth, lf = res.top.log_prob[:, -1], res.log_first
+        n, a = (lf >= kth[:, None]).nonzero(as_tuple=True)              # the columns the bound admits
+        best = m.conditional(img, cats, rats, 'rationale', a, images=n).max(1).values
+        spread, ns, cd = {}, m.namespace('pair'), digest(*cats)
+        for r in a.unique().tolist():   # the column's spread, image-independent (the cached block `ECOR.pair_logits` reads)
+            e = m._block('pair', ns, f'col|{rats[r]}|{cd}', len(cats), lambda: None)
+            spread[r] = float(m.cosine_scale * (e - e.mean(0)).norm(dim=1).max() - math.log(len(cats)))
+        capped = torch.tensor([spread[r] for r in a.tolist()])
+        print(f'columns the bound admits: {len(a)} photo-column entries; with the exact max_c log P(c|R,I) (an oracle): '
+              f'{int((lf[n, a] + best >= kth[n]).sum())}; with the spread cap: {int((lf[n, a] + capped.clamp(max=0) >= kth[n]).sum())}')
+        q = torch.tensor([.1, .5, .9])
+        print(f'max_c log P(c|R,I) over those entries, 10/50/90 %: {[round(x, 2) for x in best.quantile(q).tolist()]}; '
+              f'the spread cap, tau * rho - log C: {[round(x, 2) for x in capped.quantile(q).tolist()]} (cosine scale tau = {float(m.cosine_scale):.1f})')
 
 
 def visits(m, towers, rset, ims):

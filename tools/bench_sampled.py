@@ -39,6 +39,8 @@ and the runs that looked for what Caltech-101's gap is made of:
     python tools/bench_sampled.py --validation --threads 1 --configs bank,bank-64,bank-hard-16,bank-all --datasets caltech101 --out b.csv
     python tools/bench_sampled.py --validation --threads 1 --configs bank,bank-hard-16 --epochs 16 --seeds 0 --datasets caltech101 --out b16.csv
     python tools/bench_sampled.py --validation --threads 1 --configs bank-all-128,rationales-128 --datasets caltech101 --out r128.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 6e-3 --datasets caltech101 --out lr6.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 1.6e-2 --datasets caltech101 --out lr16.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -92,6 +94,7 @@ def main():
     ap.add_argument('--cache_dir', default=str(ROOT/'.cache'/'ecor'))
     ap.add_argument('--validation', action='store_true', help='score the validation split carved from the train side, not the test split')
     ap.add_argument('--threads', type=int, help='torch threads (default: torch\'s)')
+    ap.add_argument('--lr', type=float, help='AdamW learning rate (default: TrainConfig\'s, 2e-3)')
     args = ap.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
     from ecor.default import default_towers
@@ -113,13 +116,13 @@ def main():
             for seed in map(int, args.seeds.split(',')):
                 torch.manual_seed(seed)
                 m = ECOR(towers)
-                cfg = TrainConfig(LossConfig(**over), epochs=args.epochs, seed=seed, progress=False, sample_from=1,  # the budgets
+                cfg = TrainConfig(LossConfig(**over), epochs=args.epochs, seed=seed, **({} if args.lr is None else dict(lr=args.lr)), progress=False, sample_from=1,  # the budgets
                                   output_dir=f'/tmp/bench_sampled/{ds}-{name}-{seed}')                 # as given, any gallery size
                 t0 = time.time()
                 hist = train(m, tr.feats, tr.labels, tr.rset, cfg)
                 secs = time.time() - t0
                 met = summarise(search_outcomes(method_search('ecor', m, te.feats, te.rset), te.labels, te.rset))
-                rows.append(dict(dataset=ds, config=name, seed=seed, train_seconds=round(secs, 1),
+                rows.append(dict(dataset=ds, config=name, seed=seed, lr=cfg.lr, train_seconds=round(secs, 1),
                                  prompts_per_step=round(sum(h['prompts'] for h in hist) / len(hist), 1),
                                  bank_prompts_per_step=round(sum(h.get('bank_prompts', 0.) for h in hist) / len(hist), 1), **met))
                 print(rows[-1], flush=True)
