@@ -51,7 +51,7 @@ def main():
     ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
     ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
-    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack'), help='with --search: what the two ways differ in')
+    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack'), help='with --search: what to compare or count (see above)')
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.search: return searches(args)
