@@ -99,6 +99,14 @@ class ECOR(nn.Module):
         if pin is not None: pin[which] = ns
         return ns
 
+    def names_digest(self, names:list[str]) -> str: # 40 hex digits
+        "`digest(*names)`: how a gallery's categories or rationales enter its blocks' keys; inside `search`, once."
+        pin = self.__dict__.get('_pinned')
+        if pin is None: return digest(*names)
+        k = ('names', tuple(names))            # a tuple's hash is cheap; SHA-1 of 4,246 names is not, once per round
+        if k not in pin: pin[k] = digest(*names)
+        return pin[k]
+
     def _encode(self, which:str, fillers:list[dict]) -> Tensor:
         return F.normalize(self.prompts[which].encode(fillers, self.config.text_batch_size).float(), dim=-1)
 
@@ -142,8 +150,9 @@ class ECOR(nn.Module):
         "`similarity` in products of one fixed shape: an image's scores do not depend on which images are scored with it."
         if not len(img): return img.new_zeros(0, len(text))
         if rows_independent(len(text), text.shape[1], text.dtype, text.device):  # _ROWS images a product, zero-padded
-            x = torch.cat([img, img.new_zeros((-len(img)) % _ROWS, img.shape[1])])
-            return self.cosine_scale * torch.cat([c @ text.T for c in x.split(_ROWS)])[:len(img)]
+            x = torch.cat([img, img.new_zeros((-len(img)) % _ROWS, img.shape[1])])   # a fresh copy, laid out alike every time
+            s = x @ text.T if len(x) == _ROWS else torch.cat([c @ text.T for c in x.split(_ROWS)])
+            return self.cosine_scale * s[:len(img)]
         return self.cosine_scale * torch.stack([text @ r for r in img])   # else one image at a time
 
 # %% ../nbs/04_model.ipynb #43fe2d21
@@ -159,11 +168,11 @@ def pair_logits(self:ECOR, img:Tensor,     # normalised image embeddings [N, dim
     "Scaled cosine logits of images against whole columns or rows of the pair gallery, each a cached block."
     ns, idx = self.namespace('pair'), torch.as_tensor(idx, dtype=torch.long).cpu()
     if first == 'rationale':
-        cd, B = digest(*categories), len(categories)
+        cd, B = self.names_digest(categories), len(categories)
         block = lambda a: self._block('pair', ns, f'col|{rationales[a]}|{cd}', B,
                                       lambda: [dict(category=c, rationale=rationales[a]) for c in categories])
     elif first == 'category':
-        rd, B = digest(*rationales), len(rationales)
+        rd, B = self.names_digest(rationales), len(rationales)
         block = lambda a: self._block('pair', ns, f'row|{categories[a]}|{rd}', B,
                                       lambda: [dict(category=categories[a], rationale=r) for r in rationales])
     else: raise ValueError(f"first={first!r}; use 'rationale' (columns) or 'category' (rows)")
@@ -172,10 +181,12 @@ def pair_logits(self:ECOR, img:Tensor,     # normalised image embeddings [N, dim
         return torch.stack([self.block_scores(img, block(a)) for a in idx.tolist()], 1)
     images = torch.as_tensor(images, dtype=torch.long).cpu()
     if images.shape != idx.shape or idx.ndim != 1: raise ValueError(f'pair_logits: images {tuple(images.shape)} and idx {tuple(idx.shape)} must be [m] both')
-    out, o = img.new_zeros(len(idx), B), idx.argsort(stable=True)
+    if not len(idx): return img.new_zeros(0, B)
+    o = idx.argsort(stable=True)                                    # entries grouped by block: one gather, one scatter
     values, counts = idx[o].unique_consecutive(return_counts=True)
-    for a, sel in zip(values.tolist(), o.split(counts.tolist())):   # each block once, scored against the images listed with it
-        out[sel.to(out.device)] = self.block_scores(img[images[sel].to(img.device)], block(a))
+    x = img[images[o].to(img.device)].split(counts.tolist())
+    s = torch.cat([self.block_scores(xi, block(a)) for a, xi in zip(values.tolist(), x)])  # each block once, its images only
+    out = torch.empty_like(s); out[o.to(s.device)] = s
     return out
 
 @patch
@@ -258,7 +269,7 @@ def search(self:ECOR, img:Tensor,         # normalised image embeddings [N, dim]
     "Exact top-k explanations and certified marginals, computing only the pairs the bound cannot rule out."
     kind = Factorisation(factorisation)
     outer = self.__dict__.get('_pinned')
-    self.__dict__['_pinned'] = {} if outer is None else outer   # each namespace once per search, not once per round
+    self.__dict__['_pinned'] = {} if outer is None else outer   # namespaces and name digests once per search, not per round
     try: return _search(self, img, categories, rationales, k, kind, certify, step)
     finally: self.__dict__['_pinned'] = outer
 

@@ -107,9 +107,11 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
         lower.index_add_(0, n, lj.double().exp())
         visited[n, a] = True
         # each entry's top k, then each image's: merged in gallery order with what it had
-        bi, bv = gallery_topk(lj, k)
-        cand_f = torch.cat([top_f, _per_image(n, _flat(first, a[:, None], bi, A, B).masked_fill(~bv, _LAST), N, _LAST)], 1)
-        cand_v = torch.cat([top_v, _per_image(n, lj.gather(1, bi), N, ninf)], 1)
+        keep = lj.max(1).values >= kth[n]        # below the image's k-th joint so far: cannot enter its top k
+        nk, ak, ljk = (n, a, lj) if keep.all() else (n[keep], a[keep], lj[keep])
+        bi, bv = gallery_topk(ljk, k)
+        cand_f = torch.cat([top_f, _per_image(nk, _flat(first, ak[:, None], bi, A, B).masked_fill(~bv, _LAST), N, _LAST)], 1)
+        cand_v = torch.cat([top_v, _per_image(nk, ljk.gather(1, bi), N, ninf)], 1)
         cand_f = torch.where(cand_v > ninf, cand_f, _LAST)
         o = cand_f.argsort(1)
         ti, _ = gallery_topk(cand_v.gather(1, o), k)
