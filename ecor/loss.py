@@ -40,15 +40,22 @@ class LossConfig:
         self.method = RENAMED.get(self.method, self.method)
         if self.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={self.method!r}; expected one of {OBJECTIVES}')
         for f in ('anchors', 'neg_categories', 'neg_rationales', 'neg_pairs', 'max_categories'):
-            v = getattr(self, f)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f'LossConfig.{f}={v!r}: expected a positive integer or None (exact)')
-        if not isinstance(self.hard_rationales, int) or isinstance(self.hard_rationales, bool) or self.hard_rationales < 0:
-            raise ValueError(f'LossConfig.hard_rationales={self.hard_rationales!r}: expected an integer >= 0')
-        if self.bank_refresh is not None and (not isinstance(self.bank_refresh, int) or isinstance(self.bank_refresh, bool) or self.bank_refresh < 0):
-            raise ValueError(f'LossConfig.bank_refresh={self.bank_refresh!r}: expected an integer >= 0 or None (all)')
+            self._count(f, 1, 'a positive integer or None (exact)')
+        self._count('hard_rationales', 0, 'an integer >= 0', none=False)
+        self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
+
+    def _count(self, f:str, least:int, expected:str, none:bool=True):
+        "Refuse field `f` unless it is an int (not a bool) >= `least`, or None where `none` allows it."
+        v = getattr(self, f)
+        if v is None and none: return
+        if not isinstance(v, int) or isinstance(v, bool) or v < least: raise ValueError(f'LossConfig.{f}={v!r}: expected {expected}')
+
+    def samples_rationales(self, R:int, # rationales in the gallery
+                          ) -> bool:    # False: the softmax over rationales holds all R (exact)
+        "Does the softmax over rationales sample them (`neg_rationales` < R)? Only then do a bank or a proposal have a use."
+        return self.neg_rationales is not None and self.neg_rationales < R
 
 @dataclass
 class StepGallery:
@@ -205,7 +212,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
     (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
     hard_p = None
-    if cfg.hard_rationales and 'r' in TERMS[m] and cfg.neg_rationales is not None:  # the proposal: P(R|I) under the bank, the batch's right rationales left out
+    if cfg.hard_rationales and 'r' in TERMS[m] and cfg.samples_rationales(R):  # the proposal: P(R|I) under the bank, the batch's right rationales left out
         if bank is None: raise ValueError('LossConfig.hard_rationales needs `bank`, the rationale embeddings (LossModule keeps one)')
         with torch.no_grad():
             s = (tau * img.detach() @ bank.T.to(dev)).float().masked_fill(membership[labels.cpu().long()].to(dev), float('-inf'))
@@ -220,7 +227,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
     if 'r' in TERMS[m]:                  # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
-        if cfg.bank_softmax and len(sg.rat_neg) < R:  # every rationale: the bank's scores, the pool's fresh ones reweighted
+        if cfg.bank_softmax and cfg.samples_rationales(R):  # every rationale: the bank's scores, the pool's fresh ones reweighted
             if bank is None: raise ValueError('LossConfig.bank_softmax needs `bank`, the rationale embeddings (LossModule keeps one)')
             terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype), sg.rats.to(dev), torch.exp(-sg.rat_logw).to(dev),
                                                    sg.positives.to(dev), tau)

@@ -134,7 +134,7 @@ class LossModule(nn.Module):
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
         cfg, R, fresh = self.cfg, len(self.rationales), None
-        if (cfg.hard_rationales or cfg.bank_softmax) and 'r' in TERMS[cfg.method] and cfg.neg_rationales is not None:  # only a sampled rationale softmax reads it
+        if (cfg.hard_rationales or cfg.bank_softmax) and 'r' in TERMS[cfg.method] and cfg.samples_rationales(R):  # only a sampled rationale softmax reads it
             whole = self.bank is None or cfg.bank_refresh is None    # the first step encodes the whole bank
             rows = torch.arange(R) if whole else (self.turn + torch.arange(min(cfg.bank_refresh, R))) % R
             fresh = len(rows)
