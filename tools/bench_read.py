@@ -77,6 +77,16 @@ def main():
             print(f'{n:>5} {size/1024:>7.0f}KB {blocks:>6} {r:>12.0f} {m:>11.0f} {m/r:>17.2f}', flush=True)
 
 
+def alternate(tower, ways:dict, repeats:int, before) -> tuple[dict, dict, dict]: # (medians, every pass, each way's last result)
+    "`repeats` passes: `tower()` timed, then each of `ways` timed, in alternating order, `before(way)` untimed before each."
+    times, last, names = {'tower': [], **{k: [] for k in ways}}, {}, list(ways)
+    for i in range(repeats):
+        t0 = time.perf_counter(); tower(); times['tower'].append(time.perf_counter() - t0)
+        for k in names if i % 2 == 0 else names[::-1]:
+            before(k); t0 = time.perf_counter(); last[k] = ways[k](); times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}, times, last
+
+
 def searches(args):
     "Whole warm searches two ways (--compare), alternating in one process."
     import sys
@@ -98,18 +108,13 @@ def searches(args):
         return apply
     ways = ({'mapped from 1 MiB': setting(saved, grouped), 'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
             {'products of 8': setting(saved, grouped), 'one image at a time': setting(saved, lambda *a: False)})
-    (a, b), ims = list(ways), photos(32)
-    times = {'tower': [], a: [], b: []}
+    (a, b), ims, st = list(ways), photos(32), {}
+    def tower(): st['img'] = m.image_embeds(pixel_values=towers.image.preprocess(ims))
+    def search(): m.search(st['img'], rset.categories, rset.unique_rationales, k=5, certify=False)
     with torch.no_grad():
         m.image_embeds(pixel_values=towers.image.preprocess(ims[:2]))
-        for i in range(args.repeats):
-            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
-            for how in [a, b] if i % 2 == 0 else [b, a]:
-                ways[how](); m.gallery.clear_memory()
-                t0 = time.perf_counter(); m.search(img, rset.categories, rset.unique_rationales, k=5, certify=False)
-                times[how].append(time.perf_counter() - t0)
+        med, times, _ = alternate(tower, {k: search for k in ways}, args.repeats, lambda k: (ways[k](), m.gallery.clear_memory()))
     setting(saved, grouped)()
-    med = {k: statistics.median(v) for k, v in times.items()}
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
     print(f"search {a} / {b}: {med[a] / med[b]:.2f}; "
           f"(tower + search) / tower: {a} {1 + med[a] / med['tower']:.2f}, {b} {1 + med[b] / med['tower']:.2f}")
@@ -118,19 +123,14 @@ def searches(args):
 def floor(m, towers, rset, ims, repeats):
     "The whole warm search against scoring only the columns the bound makes necessary, alternating in one process."
     cats, rats = rset.categories, rset.unique_rationales
-    times = {'tower': [], 'search': [], 'floor': []}
     with torch.no_grad():
         img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
         res = m.search(img, cats, rats, k=5, certify=False)
         n, a = (res.log_first >= res.top.log_prob[:, -1:]).nonzero(as_tuple=True)   # the columns any exact search must score
         def search(): m.search(img, cats, rats, k=5, certify=False)
         def least(): m.first_factor(img, cats, rats); m.conditional(img, cats, rats, 'rationale', a, images=n)
-        for i in range(repeats):
-            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
-            for how, f in [('search', search), ('floor', least)][::1 if i % 2 == 0 else -1]:
-                m.gallery.clear_memory()
-                t0 = time.perf_counter(); f(); times[how].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+        med, times, _ = alternate(lambda: m.image_embeds(pixel_values=towers.image.preprocess(ims)), {'search': search, 'floor': least},
+                                  repeats, lambda k: m.gallery.clear_memory())
     print(f'columns: {len(a)} (photo, column) entries, {len(a.unique())} blocks; searched: {int(res.visited.sum())} entries, '
           f'{int(res.visited.any(0).sum())} blocks')
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
@@ -141,15 +141,11 @@ def floor(m, towers, rset, ims, repeats):
 def steps(m, towers, rset, ims, repeats, sizes=(8, 16, 32, 64)):
     "Whole warm searches asking for `sizes` columns a round, alternating in one process."
     cats, rats = rset.categories, rset.unique_rationales
-    times, scored = {'tower': [], **{s: [] for s in sizes}}, {}
-    with torch.no_grad():
-        for i in range(repeats):
-            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
-            for s in sizes if i % 2 == 0 else sizes[::-1]:
-                m.gallery.clear_memory()
-                t0 = time.perf_counter(); res = m.search(img, cats, rats, k=5, certify=False, step=s); times[s].append(time.perf_counter() - t0)
-                scored[s] = (int(res.visited.sum()), int(res.visited.any(0).sum()))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    st = {}
+    def tower(): st['img'] = m.image_embeds(pixel_values=towers.image.preprocess(ims))
+    def search(s): return lambda: m.search(st['img'], cats, rats, k=5, certify=False, step=s)
+    with torch.no_grad(): med, _, last = alternate(tower, {s: search(s) for s in sizes}, repeats, lambda k: m.gallery.clear_memory())
+    scored = {s: (int(r.visited.sum()), int(r.visited.any(0).sum())) for s, r in last.items()}
     print(f"tower: {med['tower']:.2f} s")
     for s in sizes: print(f'step {s:2d}: search {med[s]:.2f} s, (tower + search) / tower {1 + med[s] / med["tower"]:.2f}, '
                           f'{scored[s][0]} photo-column entries, {scored[s][1]} blocks')
@@ -158,7 +154,6 @@ def steps(m, towers, rset, ims, repeats, sizes=(8, 16, 32, 64)):
 def slack(m, towers, rset, ims):
     "Columns the bound admits against those an exact max_c log P(c|R,I), or a cap from the column's spread, would admit."
     import math
-    from ecor.cache import digest
     cats, rats = rset.categories, rset.unique_rationales
     with torch.no_grad():
         img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
@@ -166,7 +161,7 @@ def slack(m, towers, rset, ims):
         kth, lf = res.top.log_prob[:, -1], res.log_first
         n, a = (lf >= kth[:, None]).nonzero(as_tuple=True)              # the columns the bound admits
         best = m.conditional(img, cats, rats, 'rationale', a, images=n).max(1).values
-        spread, ns, cd = {}, m.namespace('pair'), digest(*cats)
+        spread, ns, cd = {}, m.namespace('pair'), m.names_digest(cats)
         for r in a.unique().tolist():   # the column's spread, image-independent (the cached block `ECOR.pair_logits` reads)
             e = m._block('pair', ns, f'col|{rats[r]}|{cd}', len(cats), lambda: None)
             spread[r] = float(m.cosine_scale * (e - e.mean(0)).norm(dim=1).max() - math.log(len(cats)))

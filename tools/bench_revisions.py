@@ -12,7 +12,7 @@ neither may encode a block (the folder must hold what they visit: a warm folder 
 medians and the current search's time over the earlier one's.
 """
 from __future__ import annotations
-import argparse, importlib, statistics, subprocess, sys, tempfile, time
+import argparse, importlib, subprocess, sys, tempfile
 from pathlib import Path
 import torch
 
@@ -41,6 +41,7 @@ def main():
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT/'tools'))
     from bench_scale import photos, towers_for
+    from bench_read import alternate
     from ecor.model import ECOR
     from ecor.rationales import dror_file, load_dror
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,20 +50,16 @@ def main():
         cats, rats = rset.categories, rset.unique_rationales
         models = {args.rev: old.ECOR.from_pretrained(args.checkpoint, towers), 'working tree': ECOR.from_pretrained(args.checkpoint, towers)}
         for m in models.values(): m.eval().use_gallery_cache(args.cache)
-        names, ims = list(models), photos(32)
-        times = {k: [] for k in ['tower'] + names}
+        names, ims, st = list(models), photos(32), {}
+        def tower(): st['img'] = models[names[1]].image_embeds(pixel_values=towers.image.preprocess(ims))
+        def search(m): return lambda: m.search(st['img'], cats, rats, k=5, certify=args.certify)
         with torch.no_grad():
-            img = models[names[1]].image_embeds(pixel_values=towers.image.preprocess(ims))
-            first = {k: m.search(img, cats, rats, k=5, certify=args.certify) for k, m in models.items()}
-            for i in range(args.repeats):
-                t0 = time.perf_counter(); img = models[names[1]].image_embeds(pixel_values=towers.image.preprocess(ims)); times['tower'].append(time.perf_counter() - t0)
-                for k in (names if i % 2 == 0 else names[::-1]):
-                    models[k].gallery.clear_memory()
-                    t0 = time.perf_counter(); models[k].search(img, cats, rats, k=5, certify=args.certify); times[k].append(time.perf_counter() - t0)
+            tower()
+            first = {k: search(m)() for k, m in models.items()}
+            med, times, _ = alternate(tower, {k: search(m) for k, m in models.items()}, args.repeats, lambda k: models[k].gallery.clear_memory())
         a, b = (first[k] for k in names)
         same = all(torch.equal(x, y) for x, y in zip(a.top, b.top)) and all(torch.equal(x, y) for x, y in zip(a[1:6], b[1:6]))
         computed = {k: m.gallery.stats['computed'] for k, m in models.items()}
-    med = {k: statistics.median(v) for k, v in times.items()}
     print(' '.join(f'{k}: {v:.3f} s' for k, v in med.items()), '| each pass:', {k: [round(x, 3) for x in v] for k, v in times.items()})
     print(f"(tower + search) / tower: {args.rev} {1 + med[names[0]] / med['tower']:.3f}, working tree {1 + med[names[1]] / med['tower']:.3f}; "
           f"search, working tree / {args.rev}: {med[names[1]] / med[names[0]]:.3f}")
