@@ -54,17 +54,25 @@ class ECOROutput:
     logits: dict = field(default_factory=dict) # the logits used: 'r' [N, R], 'c' [N, C], 'pair' [N, C, R]
 
 # %% ../nbs/04_model.ipynb #6448677c
-_ROWS = 8  # images per product in `ECOR.block_scores`
-_ROWS_CHECKED = {}  # (M, K, dtype, device, threads) -> bool
+_ROWS = 8    # images per product in `ECOR.block_scores`: the shape every other width is checked against
+_WIDE = 64   # most images in one product
+_ROWS_CHECKED = {}  # (M, K, dtype, device, threads, width) -> bool
 
-def rows_independent(M:int, K:int, dtype:torch.dtype, device) -> bool: # checked once per shape and process
-    "Does `[_ROWS, K] @ [K, M]` give a row the same bits whatever the other rows hold and whichever row it is?"
-    key = (M, K, dtype, str(device), torch.get_num_threads())
-    if key not in _ROWS_CHECKED:   # 8 random rows, each in every place (rolled), the others its neighbours
+def rows_independent(M:int, K:int, dtype:torch.dtype, device, # the block's shape [M, K], dtype and device
+                     width:int=_ROWS, # rows in the product
+                    ) -> bool:        # checked once per shape, width and process
+    "Does `[width, K] @ [K, M]` give a row the bits `[_ROWS, K] @ [K, M]` gives it, whatever the other rows and its place?"
+    key = (M, K, dtype, str(device), torch.get_num_threads(), width)
+    if key not in _ROWS_CHECKED:
         g = torch.Generator().manual_seed(0)
-        t, x = torch.randn(M, K, generator=g).to(device, dtype), torch.randn(_ROWS, K, generator=g).to(device, dtype)
-        ref = x @ t.T
-        _ROWS_CHECKED[key] = all(torch.equal((x.roll(s, 0) @ t.T).roll(-s, 0), ref) for s in range(1, _ROWS))
+        t, x = torch.randn(M, K, generator=g).to(device, dtype), torch.randn(max(width, _ROWS), K, generator=g).to(device, dtype)
+        if width == _ROWS:   # 8 random rows, each in every place (rolled), the others its neighbours
+            ref = x @ t.T
+            _ROWS_CHECKED[key] = all(torch.equal((x.roll(s, 0) @ t.T).roll(-s, 0), ref) for s in range(1, _ROWS))
+        else:                # the same rows in products of 8 (the last one zero-padded): the same bits?
+            x = x[:width]
+            eights = torch.cat([c @ t.T for c in torch.cat([x, x.new_zeros((-width) % _ROWS, K)]).split(_ROWS)])[:width]
+            _ROWS_CHECKED[key] = rows_independent(M, K, dtype, device) and torch.equal(x @ t.T, eights)
     return _ROWS_CHECKED[key]
 
 class ECOR(nn.Module):
@@ -147,12 +155,16 @@ class ECOR(nn.Module):
     def block_scores(self, img:Tensor, # normalised image embeddings [n, dim]
                      text:Tensor,      # one block's normalised text embeddings [M, dim]
                     ) -> Tensor:       # logits [n, M]
-        "`similarity` in products of one fixed shape: an image's scores do not depend on which images are scored with it."
+        "`similarity` in products that give each image the bits a product of 8 gives it: whatever images come with it."
         if not len(img): return img.new_zeros(0, len(text))
-        if rows_independent(len(text), text.shape[1], text.dtype, text.device):  # _ROWS images a product, zero-padded
-            x = torch.cat([img, img.new_zeros((-len(img)) % _ROWS, img.shape[1])])   # a fresh copy, laid out alike every time
-            s = x @ text.T if len(x) == _ROWS else torch.cat([c @ text.T for c in x.split(_ROWS)])
-            return self.cosine_scale * s[:len(img)]
+        M, K = text.shape
+        if rows_independent(M, K, text.dtype, text.device):   # one product of up to 64 rows, zero-padded, where it agrees
+            n, ok = len(img), lambda w: w == _ROWS or rows_independent(M, K, text.dtype, text.device, w)
+            w = 4 if n <= 4 and ok(4) else n + (-n % _ROWS)                    # 1 to 4 images: 4 rows, else 8, 16, ...
+            x = torch.cat([img, img.new_zeros(w - n, K)])                      # a fresh copy, laid out alike every time
+            if w <= _WIDE and ok(w): s = x @ text.T
+            else: s = torch.cat([c @ text.T if ok(len(c)) else torch.cat([e @ text.T for e in c.split(_ROWS)]) for c in x.split(_WIDE)])
+            return self.cosine_scale * s[:n]
         return self.cosine_scale * torch.stack([text @ r for r in img])   # else one image at a time
 
 # %% ../nbs/04_model.ipynb #43fe2d21

@@ -18,6 +18,15 @@ against one image at a time, as a library that fails `rows_independent` would:
     python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet --compare products \
         --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
 
+--compare products also times wide products (`block_scores`' default: one product of up to 64 rows, 4 rows for 1 to 4
+images, wherever `rows_independent` finds the width agrees with products of 8) against products of 8 only.
+
+--widths times nothing but matrix products: for blocks of 997 x 384, 997 x 512 and 100 x 384 floats, whether each width
+(4, 8, 16, 24, 32, 64 rows) gives every row the bits that products of 8 give it (`ecor.model.rows_independent`), and one
+product of that width against the products of 8 it replaces (the block in the CPU's cache, one thread, medians):
+
+    python tools/bench_read.py --widths
+
 --compare visits times nothing: it counts the columns the search scored for each photo against the fewest that any
 exact search with the same bound must score, those whose P(R|I) is at least the photo's 5th best joint, at step 8, 4
 and 16 (columns each photo asks for per round).
@@ -52,8 +61,10 @@ def main():
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
     ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
     ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack'), help='with --search: what to compare or count (see above)')
+    ap.add_argument('--widths', action='store_true', help='time wide matrix products against products of 8 (see above)')
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.widths: return widths(args.repeats)
     if args.search: return searches(args)
     saved = cache._MAP_FROM
     with tempfile.TemporaryDirectory() as d:
@@ -77,6 +88,27 @@ def main():
             print(f'{n:>5} {size/1024:>7.0f}KB {blocks:>6} {r:>12.0f} {m:>11.0f} {m/r:>17.2f}', flush=True)
 
 
+def widths(repeats:int, shapes=((997, 384), (997, 512), (100, 384)), sizes=(4, 8, 16, 24, 32, 64)):
+    "One product of each width against the products of 8 it replaces; whether the width agrees with them, bit for bit."
+    from ecor.model import rows_independent
+    print(f'{"block":>10} {"rows":>4} {"agrees":>6} {"one product, us":>16} {"products of 8, us":>18} {"ratio":>6}')
+    for M, K in shapes:
+        t = torch.randn(M, K)
+        for w in sizes:
+            x = torch.randn(w, K)
+            eights = torch.cat([x, x.new_zeros(-w % 8, K)]).split(8)
+            ways = {'one': lambda: x @ t.T, 'eights': lambda: [e @ t.T for e in eights]}
+            n = max(3, 200_000_000 // (M * K * w))         # about 0.02-0.1 s a timing
+            times = {k: [] for k in ways}
+            for i in range(repeats):
+                for k in ways if i % 2 == 0 else list(ways)[::-1]:
+                    f = ways[k]; f(); t0 = time.perf_counter()
+                    for _ in range(n): f()
+                    times[k].append((time.perf_counter() - t0) / n * 1e6)
+            one, eight = statistics.median(times['one']), statistics.median(times['eights'])
+            print(f'{M:>5} x {K:<3} {w:>4} {str(rows_independent(M, K, torch.float32, "cpu", w)):>6} {one:>16.0f} {eight:>18.0f} {one / eight:>6.2f}', flush=True)
+
+
 def alternate(tower, ways:dict, repeats:int, before) -> tuple[dict, dict, dict]: # (medians, every pass, each way's last result)
     "`repeats` passes: `tower()` timed, then each of `ways` timed, in alternating order, `before(way)` untimed before each."
     times, last, names = {'tower': [], **{k: [] for k in ways}}, {}, list(ways)
@@ -88,7 +120,7 @@ def alternate(tower, ways:dict, repeats:int, before) -> tuple[dict, dict, dict]:
 
 
 def searches(args):
-    "Whole warm searches two ways (--compare), alternating in one process."
+    "Whole warm searches two or three ways (--compare), alternating in one process."
     import sys
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_scale import photos, towers_for
@@ -107,8 +139,9 @@ def searches(args):
         def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
         return apply
     ways = ({'mapped from 1 MiB': setting(saved, grouped), 'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
-            {'products of 8': setting(saved, grouped), 'one image at a time': setting(saved, lambda *a: False)})
-    (a, b), ims, st = list(ways), photos(32), {}
+            {'wide products': setting(saved, grouped), 'products of 8': setting(saved, lambda M, K, dt, dev, width=8: width == 8 and grouped(M, K, dt, dev)),
+             'one image at a time': setting(saved, lambda *a, **k: False)})
+    names, ims, st = list(ways), photos(32), {}
     def tower(): st['img'] = m.image_embeds(pixel_values=towers.image.preprocess(ims))
     def search(): m.search(st['img'], rset.categories, rset.unique_rationales, k=5, certify=False)
     with torch.no_grad():
@@ -116,8 +149,8 @@ def searches(args):
         med, times, _ = alternate(tower, {k: search for k in ways}, args.repeats, lambda k: (ways[k](), m.gallery.clear_memory()))
     setting(saved, grouped)()
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
-    print(f"search {a} / {b}: {med[a] / med[b]:.2f}; "
-          f"(tower + search) / tower: {a} {1 + med[a] / med['tower']:.2f}, {b} {1 + med[b] / med['tower']:.2f}")
+    print('; '.join(f'search {names[0]} / {k}: {med[names[0]] / med[k]:.2f}' for k in names[1:]),
+          '; (tower + search) / tower:', ', '.join(f'{k} {1 + med[k] / med["tower"]:.2f}' for k in names))
 
 
 def floor(m, towers, rset, ims, repeats):
