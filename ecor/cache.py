@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_cache.ipynb #de5745f5
 from __future__ import annotations
-import errno, hashlib, json, os, struct, threading, warnings, weakref
+import errno, hashlib, json, os, threading, warnings, weakref
 import xxhash
 from collections import OrderedDict
 from pathlib import Path
@@ -87,21 +87,23 @@ def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
     if got != len(buf): raise ValueError(f'read {got} of {len(buf)} bytes')
     return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
 
-def _header(raw:Tensor) -> dict: # raw: uint8, a whole safetensors file
-    "The JSON header of a safetensors file (its first 8 bytes give the header length)."
+def _header(raw:Tensor) -> tuple[dict, int]: # raw: uint8, a whole safetensors file; (header, where the data starts)
+    "The JSON header of a safetensors file (its first 8 bytes give the header length) and the offset of its data."
     if len(raw) < 8: raise ValueError(f'{len(raw)} bytes, shorter than a safetensors header')
-    (n,) = struct.unpack('<Q', raw[:8].numpy())
+    buf = raw.numpy()                                  # one view of the bytes, sliced without copies
+    n = int.from_bytes(buf[:8].tobytes(), 'little')
     if n > len(raw) - 8: raise ValueError(f'header of {n} bytes in a file of {len(raw)}')
-    return json.loads(raw[8:8 + n].numpy().tobytes())
+    return json.loads(buf[8:8 + n].tobytes()), 8 + n
 
 _DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64}
 
 def _tensor_view(raw:Tensor,    # uint8, a whole safetensors file
                  head:dict,     # its header (`_header(raw)`)
+                 start:int,     # where its data starts (`_header(raw)`)
                  name:str,      # the tensor to view
                 ) -> Tensor:    # shares `raw`'s memory: no copy
     "Tensor `name` of the safetensors file held in `raw`, read in place (a malformed entry raises ValueError)."
-    e, start = head[name], 8 + struct.unpack('<Q', raw[:8].numpy())[0]
+    e = head[name]
     (o0, o1), dtype = e['data_offsets'], _DTYPES.get(e['dtype'])
     if dtype is None: raise ValueError(f'dtype {e["dtype"]!r} is not one the cache writes')
     if not 0 <= o0 <= o1 <= len(raw) - start: raise ValueError(f'data offsets {o0}..{o1} beyond the file')
@@ -147,10 +149,10 @@ class GalleryCache:
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
         except ValueError as e: self._reject(path, f'not a readable safetensors file ({e})'); return None
         try:
-            head = _header(raw)
-            meta, t = head.get('__metadata__') or {}, _tensor_view(raw, head, 'embeds')
+            head, start = _header(raw)
+            meta, t = head.get('__metadata__') or {}, _tensor_view(raw, head, start, 'embeds')
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
-        body = raw[8 + struct.unpack('<Q', raw[:8].numpy())[0]:].numpy()
+        body = raw.numpy()[start:]
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None
         if t.ndim != 2 or len(t) != n: self._reject(path, f'shape {tuple(t.shape)}, expected {n} rows'); return None
         if t.dtype != self.dtype: self._reject(path, f'dtype {t.dtype}, expected {self.dtype}'); return None
