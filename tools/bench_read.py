@@ -10,16 +10,15 @@ every file memory-mapped and with every file read into fresh memory, alternating
 block of each and their ratio. `ecor.cache._MAP_FROM` (1 MiB) is the size from which the cache maps.
 
 With --search: the warm explain of `tools/bench_scale.py` (32 photos, exact top 5; --model default or clip) over a
-cache folder that a cold run filled, in one process: the search alone two ways, alternating, the in-memory blocks
+cache folder that a cold run filled, in one process: the search alone two or three ways, alternating, the in-memory blocks
 forgotten before each, and the image tower alone between. --compare maps (the default): the cache's own rule (map from
-1 MiB) against every file read in. --compare products: blocks scored in products of 8 images (`ECOR.block_scores`)
-against one image at a time, as a library that fails `rows_independent` would:
+1 MiB) against every file read in. --compare products, three ways: wide products (`ECOR.block_scores` as it is: one
+product of up to 64 rows, 4 rows for 1 to 4 images, wherever `rows_independent` finds the width agrees with products of
+8), products of 8 images only (as a library whose wider products disagree), and one image at a time (as a library that
+fails `rows_independent` altogether):
 
     python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet --compare products \
         --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
-
---compare products also times wide products (`block_scores`' default: one product of up to 64 rows, 4 rows for 1 to 4
-images, wherever `rows_independent` finds the width agrees with products of 8) against products of 8 only.
 
 --widths times nothing but matrix products: for blocks of 997 x 384, 997 x 512 and 100 x 384 floats, whether each width
 (4, 8, 16, 24, 32, 64 rows) gives every row the bits that products of 8 give it (`ecor.model.rows_independent`), and one
@@ -33,7 +32,7 @@ and 16 (columns each photo asks for per round).
 
 --compare floor times the whole search against that floor: only the columns any exact search with the same bound must
 score for each photo, known beforehand: P(R|I) over the gallery, then those columns read, verified and scored in one
-call of `ECOR.conditional` (each block once, its photos in products of 8), with no rounds and no bookkeeping.
+call of `ECOR.conditional` (each block once, its photos scored as `block_scores` does), with no rounds and no bookkeeping.
 (tower + floor) / tower is the least a warm explain with this bound and this cache can cost:
 
     python tools/bench_read.py --search runs/bench_scale/<folder>/gallery --gallery imagenet --compare floor \
