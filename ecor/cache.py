@@ -8,13 +8,15 @@ import errno, hashlib, json, os, threading, warnings, weakref
 import xxhash
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
+import numpy as np
 import torch
 from torch import nn, Tensor
 from safetensors.torch import save as st_save
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'tensor_digest', 'digest', 'module_digest', 'fsync_dir', 'atomic_write', 'GalleryCache']
+__all__ = ['CACHE_VERSION', 'SKETCH', 'tensor_digest', 'digest', 'module_digest', 'fsync_dir', 'atomic_write', 'Sketch',
+           'sketch_block', 'GalleryCache']
 
 # %% ../nbs/03a_cache.ipynb #e4d07e65
 CACHE_VERSION = 2  # bump when the stored format or what a namespace means changes (2: XXH3 digests and checksums)
@@ -70,7 +72,7 @@ def atomic_write(path:str|Path,  # the file to (over)write
     return path
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00
-_MAP_FROM = 1 << 20  # bytes: a block file this big or bigger is memory-mapped, a smaller one read (see "Reading a block")
+_MAP_FROM = 1 << 18  # bytes: a file this big or bigger is memory-mapped, a smaller one read (see "Sketches")
 
 def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
     "A file's bytes: memory-mapped copy-on-write when big and on POSIX (no copy; never written back), else read in."
@@ -95,9 +97,11 @@ def _header(raw:Tensor) -> tuple[dict, int]: # raw: uint8, a whole safetensors f
     if n > len(raw) - 8: raise ValueError(f'header of {n} bytes in a file of {len(raw)}')
     return json.loads(buf[8:8 + n].tobytes()), 8 + n
 
-_DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64}
+_DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64, 'I8': torch.int8}
 
-def _tensor_view(raw:Tensor,    # uint8, a whole safetensors file
+_NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64, torch.int8: np.int8}
+
+def _tensor_view(raw:Tensor|np.ndarray, # uint8, a whole safetensors file (numpy: the same bytes, as `raw.numpy()`)
                  head:dict,     # its header (`_header(raw)`)
                  start:int,     # where its data starts (`_header(raw)`)
                  name:str,      # the tensor to view
@@ -108,7 +112,39 @@ def _tensor_view(raw:Tensor,    # uint8, a whole safetensors file
     if dtype is None: raise ValueError(f'dtype {e["dtype"]!r} is not one the cache writes')
     if not 0 <= o0 <= o1 <= len(raw) - start: raise ValueError(f'data offsets {o0}..{o1} beyond the file')
     if o1 == o0: return torch.empty(e['shape'], dtype=dtype)
+    if dtype in _NUMPY:                # numpy's views cost a microsecond, torch's several: a sketch has four tensors
+        buf = raw.numpy() if isinstance(raw, Tensor) else raw
+        return torch.from_numpy(buf[start + o0:start + o1].view(_NUMPY[dtype]).reshape(e['shape']))
+    raw = raw if isinstance(raw, Tensor) else torch.from_numpy(raw)
     return raw[start + o0:start + o1].view(dtype).reshape(e['shape'])
+
+SKETCH = '|sketch-int8'  # appended to a block's key: the key of its sketch
+
+class Sketch(NamedTuple):
+    "An 8-bit sketch of a block `t` [M, K]: row m is `scale[m] * q[m]` give or take `err[m]` (L2)."
+    q: Tensor      # int8 [M, K], each row rounded to 127 levels of its largest magnitude
+    scale: Tensor  # float32 [M]
+    err: Tensor    # float32 [M], >= ||t[m] - scale[m] * q[m]||, rounded up
+    norm: Tensor   # float32 [M], >= ||t[m]||, rounded up
+
+    @property
+    def nbytes(self) -> int: return sum(t.nbytes for t in self)
+
+def _up32(x:Tensor) -> Tensor: # float64 -> the float32 values at or above it
+    y = x.float()
+    return torch.where(y.double() < x, torch.nextafter(y, torch.tensor(float('inf'))), y)
+
+def sketch_block(t:Tensor) -> Sketch: # t: a block [M, K] (finite)
+    "The block's rows in 8 bits, with upper bounds of each row's rounding error and norm (computed in float64)."
+    t = t.detach().to('cpu', torch.float32)
+    amax = t.abs().amax(1)
+    scale = torch.where(amax > 0, amax / 127, torch.ones_like(amax))       # an all-zero row: q = 0, exact
+    q = (t / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
+    t64, safe = t.double(), 1 + 2 ** -30                                     # float64 sums of K terms: far below 2**-30
+    err = (t64 - scale.double()[:, None] * q.double()).norm(dim=1) * safe
+    return Sketch(q, scale, _up32(err), _up32(t64.norm(dim=1) * safe))
+
+_SKETCH_SPEC = {'q': (torch.int8, 2), 'scale': (torch.float32, 1), 'err': (torch.float32, 1), 'norm': (torch.float32, 1)}
 
 class GalleryCache:
     "Prompt-block embeddings in memory (LRU) and, with a root folder, on disk: atomic writes, verified reads, a size limit."
@@ -122,7 +158,7 @@ class GalleryCache:
         self.max_bytes, self.memory_bytes, self.dtype = max_bytes, memory_bytes, dtype
         self._mem, self._mem_bytes = OrderedDict(), 0
         self._disk_bytes, self._writable = None, True
-        self.stats = dict(memory=0, disk=0, computed=0, rows_computed=0, rejected=0, evicted=0)
+        self.stats = dict(memory=0, disk=0, computed=0, rows_computed=0, rejected=0, evicted=0, sketches=0, sketched=0)
 
     def __repr__(self): return f'GalleryCache({str(self.root) if self.root else "memory only"}, {self.stats})'
 
@@ -142,24 +178,30 @@ class GalleryCache:
         try: path.unlink()
         except OSError: pass
 
-    def _read(self, path:Path, key:str, n:int) -> Tensor|None:
-        "The verified block at `path`, or None (missing, or rejected with a warning)."
+    def _read(self, path:Path, key:str, n:int, # the file, the key it must hold, the rows of each of its tensors
+              spec:dict|None=None, # {name: (dtype, ndim)}; None: one block, 'embeds' in `self.dtype`
+             ) -> dict|None:       # {name: tensor}, verified; None if missing or rejected (with a warning)
+        "The verified tensors at `path`, or None (missing, or rejected with a warning)."
+        spec = spec or {'embeds': (self.dtype, 2)}
         try: raw = _file_bytes(path)  # mapped or read: the tensor views it, no further copy (safetensors' `load` makes two)
         except FileNotFoundError: return None
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
         except ValueError as e: self._reject(path, f'not a readable safetensors file ({e})'); return None
         try:
             head, start = _header(raw)
-            meta, t = head.get('__metadata__') or {}, _tensor_view(raw, head, start, 'embeds')
+            buf = raw.numpy()
+            meta, ts = head.get('__metadata__') or {}, {name: _tensor_view(buf, head, start, name) for name in spec}
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
-        body = raw.numpy()[start:]
+        body = buf[start:]
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None
-        if t.ndim != 2 or len(t) != n: self._reject(path, f'shape {tuple(t.shape)}, expected {n} rows'); return None
-        if t.dtype != self.dtype: self._reject(path, f'dtype {t.dtype}, expected {self.dtype}'); return None
+        for name, (dtype, ndim) in spec.items():
+            t = ts[name]
+            if t.ndim != ndim or len(t) != n: self._reject(path, f'{name} of shape {tuple(t.shape)}, expected {n} rows'); return None
+            if t.dtype != dtype: self._reject(path, f'{name} of dtype {t.dtype}, expected {dtype}'); return None
         if meta.get('xxh3') != xxhash.xxh3_64_hexdigest(body): self._reject(path, 'checksum mismatch (corrupt or truncated)'); return None
         try: os.utime(path)                      # recently used: evicted last
         except OSError: pass
-        return t
+        return ts
 
     def _disk_total(self) -> int:
         if self._disk_bytes is None:
@@ -181,12 +223,14 @@ class GalleryCache:
             except FileNotFoundError: self._disk_bytes -= s
         return self._disk_bytes + size <= self.max_bytes
 
-    def _write(self, path:Path, key:str, t:Tensor):
-        "Atomic write (`atomic_write`). An error switches the disk off with one warning."
+    def _write(self, path:Path, key:str, tensors:dict):
+        "Atomic write (`atomic_write`) of named tensors under `key`. An error switches the disk off with one warning."
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            check = xxhash.xxh3_64_hexdigest(t.view(torch.uint8).numpy())
-            data = st_save({'embeds': t}, metadata=dict(key=key, xxh3=check, version=str(CACHE_VERSION)))
+            meta = dict(key=key, version=str(CACHE_VERSION))
+            data = st_save(tensors, metadata=meta)         # the data after the header does not depend on the metadata
+            meta['xxh3'] = xxhash.xxh3_64_hexdigest(memoryview(data)[8 + int.from_bytes(data[:8], 'little'):])
+            data = st_save(tensors, metadata=meta)
             if not self._make_room(len(data)): return
             atomic_write(path, data)
             self._disk_bytes = self._disk_total() + len(data)
@@ -199,6 +243,7 @@ class GalleryCache:
               key:str,                # names the block within the namespace (e.g. its prompts' digest)
               n:int,                  # rows the block has
               compute:Callable[[], Tensor], # computes the block [n, dim] when it is not cached
+              with_sketch:bool=False, # also store the block's `Sketch` on disk when it is computed
              ) -> Tensor:             # [n, dim] in `self.dtype`
         "The block's embeddings: from memory, else from disk (verified), else computed and stored."
         k = (namespace, key)
@@ -207,7 +252,7 @@ class GalleryCache:
             return self._mem[k]
         path = self.path(namespace, key)
         t = self._read(path, key, n) if path is not None else None
-        if t is not None: self.stats['disk'] += 1
+        if t is not None: t = t['embeds']; self.stats['disk'] += 1
         else:
             t = compute().detach().to('cpu', self.dtype).contiguous()
             if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: computed block has shape {tuple(t.shape)}, expected {n} rows')
@@ -215,9 +260,34 @@ class GalleryCache:
                 rows = (~torch.isfinite(t).all(1)).nonzero()[:, 0].tolist()
                 raise ValueError(f'gallery cache: the text tower gave non-finite embeddings for rows {rows[:10]} of block {key!r:.80} (not cached)')
             self.stats['computed'] += 1; self.stats['rows_computed'] += n
-            if path is not None and self._writable: self._write(path, key, t)
+            if path is not None and self._writable: self._write(path, key, {'embeds': t})
+            if with_sketch:                      # kept in memory too: a search asks for it next
+                s = sketch_block(t)
+                if path is not None and self._writable: self._write(self.path(namespace, key + SKETCH), key + SKETCH, s._asdict())
+                self._remember((namespace, key + SKETCH), s)
         self._remember(k, t)
         return t
+
+    def fetch_sketch(self, namespace:str, key:str, n:int, # the block's namespace, key and rows
+                     block:Callable[[], Tensor], # the block itself (e.g. `lambda: cache.fetch(...)`), when its sketch is not stored
+                    ) -> Sketch:
+        "The block's `Sketch`: from memory, else from disk (verified), else made from the block and stored."
+        k = (namespace, key + SKETCH)
+        if k in self._mem and len(self._mem[k].q) == n:
+            self._mem.move_to_end(k); self.stats['sketches'] += 1
+            return self._mem[k]
+        path = self.path(*k)
+        d = self._read(path, k[1], n, _SKETCH_SPEC) if path is not None else None
+        if d is not None: s = Sketch(**d); self.stats['sketches'] += 1
+        else:
+            t = block()
+            if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: block {key!r:.80} has shape {tuple(t.shape)}, expected {n} rows')
+            if k in self._mem: s = self._mem[k]  # the block was just computed, with its sketch (`fetch(with_sketch=True)`)
+            else:
+                s = sketch_block(t); self.stats['sketched'] += 1
+                if path is not None and self._writable: self._write(path, k[1], s._asdict())
+        self._remember(k, s)
+        return s
 
     def clear_memory(self):
         "Forget the in-memory blocks (the disk copy stays)."

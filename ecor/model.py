@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #29c89926
 from __future__ import annotations
-import hashlib, json, math, re, warnings
+import hashlib, json, math, re, threading, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -19,12 +19,12 @@ from .towers import Towers
 from .default import DEFAULT_NAME
 from .hub import load_towers
 from .prompts import PromptLearner
-from .cache import GalleryCache, CACHE_VERSION, digest, module_digest
+from .cache import GalleryCache, Sketch, CACHE_VERSION, digest, module_digest
 
 # %% auto #0
-__all__ = ['ECORConfig', 'ECOROutput', 'rows_independent', 'ECOR', 'Explanation', 'explanations', 'explain', 'nonfinite',
-           'read_ecor_state', 'file_digest', 'checkpoint_problem', 'latest_checkpoint', 'resolve_checkpoint',
-           'load_model']
+__all__ = ['ECORConfig', 'ECOROutput', 'rows_independent', 'ECOR', 'product_roundoff', 'sketch_bound', 'Explanation',
+           'explanations', 'explain', 'nonfinite', 'read_ecor_state', 'file_digest', 'checkpoint_problem',
+           'latest_checkpoint', 'resolve_checkpoint', 'load_model']
 
 # %% ../nbs/04_model.ipynb #1a5286d2
 from safetensors.torch import save as safetensors_bytes
@@ -120,7 +120,7 @@ class ECOR(nn.Module):
 
     def _block(self, which:str, ns:str, key:str, n:int, fillers:Callable[[], list[dict]]) -> Tensor:
         "One cached block of `n` prompts; `fillers` is called only when the block must be encoded."
-        t = self.gallery.fetch(ns, key, n, lambda: self._encode(which, fillers()))
+        t = self.gallery.fetch(ns, key, n, lambda: self._encode(which, fillers()), with_sketch=which == 'pair')
         return t.to(self.cosine_scale.device, torch.float32)
 
     def text_embeds(self, which:str,      # 'r', 'pair' or 'c'
@@ -169,6 +169,22 @@ class ECOR(nn.Module):
 
 # %% ../nbs/04_model.ipynb #43fe2d21
 @patch
+def _pair_blocks(self:ECOR, categories:list[str], rationales:list[str], first:str,
+                ) -> tuple[str, int, Callable[[int], str], Callable[[int], Tensor]]: # (namespace, B, key of a, block a)
+    "The gallery's columns (`first='rationale'`) or rows (`'category'`): each one's cache key, and the block itself."
+    ns = self.namespace('pair')
+    if first == 'rationale':
+        cd, B = self.names_digest(categories), len(categories)
+        key = lambda a: f'col|{rationales[a]}|{cd}'
+        fill = lambda a: [dict(category=c, rationale=rationales[a]) for c in categories]
+    elif first == 'category':
+        rd, B = self.names_digest(rationales), len(rationales)
+        key = lambda a: f'row|{categories[a]}|{rd}'
+        fill = lambda a: [dict(category=categories[a], rationale=r) for r in rationales]
+    else: raise ValueError(f"first={first!r}; use 'rationale' (columns) or 'category' (rows)")
+    return ns, B, key, lambda a: self._block('pair', ns, key(a), B, lambda: fill(a))
+
+@patch
 @torch.no_grad()
 def pair_logits(self:ECOR, img:Tensor,     # normalised image embeddings [N, dim]
                 categories:list[str],      # the C categories of the gallery
@@ -178,16 +194,8 @@ def pair_logits(self:ECOR, img:Tensor,     # normalised image embeddings [N, dim
                 images:Tensor|None=None,   # [m]: entry e scores image images[e] against idx[e] only; None: every image
                ) -> Tensor:                # pair logits [N, m, C] or [m, C] (columns); [N, m, R] or [m, R] (rows)
     "Scaled cosine logits of images against whole columns or rows of the pair gallery, each a cached block."
-    ns, idx = self.namespace('pair'), torch.as_tensor(idx, dtype=torch.long).cpu()
-    if first == 'rationale':
-        cd, B = self.names_digest(categories), len(categories)
-        block = lambda a: self._block('pair', ns, f'col|{rationales[a]}|{cd}', B,
-                                      lambda: [dict(category=c, rationale=rationales[a]) for c in categories])
-    elif first == 'category':
-        rd, B = self.names_digest(rationales), len(rationales)
-        block = lambda a: self._block('pair', ns, f'row|{categories[a]}|{rd}', B,
-                                      lambda: [dict(category=categories[a], rationale=r) for r in rationales])
-    else: raise ValueError(f"first={first!r}; use 'rationale' (columns) or 'category' (rows)")
+    idx = torch.as_tensor(idx, dtype=torch.long).cpu()
+    ns, B, key, block = self._pair_blocks(categories, rationales, first)
     if images is None:
         if not len(idx): return img.new_zeros(len(img), 0, B)
         return torch.stack([self.block_scores(img, block(a)) for a in idx.tolist()], 1)
@@ -210,6 +218,58 @@ def conditional(self:ECOR, img:Tensor, categories:list[str], rationales:list[str
                ) -> Tensor:                # [N, m, C] or [N, m, R] ([m, C] or [m, R] with images), normalised over the last axis
     "The second factor of a factorisation for some values of the first: a softmax over each column or row."
     return torch.log_softmax(self.pair_logits(img, categories, rationales, first, idx, images), -1)
+
+_U = 2.0 ** -24  # float32's unit roundoff
+_SCRATCH = threading.local()  # each thread's float32 copy of the sketch it is scoring: one buffer, not one per block
+
+def _as_float(q:Tensor) -> Tensor: # int8 [M, K] -> float32 [M, K] on the same device, in a reused buffer
+    buf = getattr(_SCRATCH, 'buf', None)
+    if buf is None or buf.device != q.device or buf.numel() < q.numel():
+        buf = _SCRATCH.buf = torch.empty(q.numel(), dtype=torch.float32, device=q.device)
+    return buf[:q.numel()].view(q.shape).copy_(q)
+
+def product_roundoff(device) -> float: # the unit roundoff of float32 matrix products on `device`
+    "float32's, unless float32 products may run in TF32 (CUDA) or bfloat16 (`torch.set_float32_matmul_precision`)."
+    if torch.get_float32_matmul_precision() == 'medium': return 2.0 ** -8
+    if torch.device(device).type == 'cuda' and (torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() == 'high'): return 2.0 ** -11
+    return _U
+
+def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
+                 sk:Sketch,    # the `Sketch` of one block [M, K]
+                 scale:float,  # the cosine scale `block_scores` multiplies by
+                 xnorm:float|None=None, # an upper bound of the rows' norms, if known; None: computed
+                ) -> Tensor:   # float64 [e], >= max over the block of log_softmax(block_scores(x, block)), row by row
+    "Upper bound of each image's largest log-softmax score against a block, from the block's sketch, rounding included."
+    (e, K), M = x.shape, len(sk.q)
+    if not e: return torch.zeros(0, dtype=torch.float64)
+    g = K * product_roundoff(x.device); g = g / (1 - g)            # gamma_K: a K-term float32 dot product's relative error
+    y = (x @ _as_float(sk.q.to(x.device)).T) * (scale * sk.scale.to(x.device))      # the sketched scores [e, M]
+    xn = float(x.double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
+    E, N = float(sk.err.max()), float(sk.norm.max())
+    d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
+    Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
+    ls = (M + 8) * _U + 8 * _U * (Z + math.log(M))                  # what one float32 log_softmax may be off by
+    return (torch.log_softmax(y, 1).amax(1).double() + (2 * d + 2 * ls)).clamp_(max=0.).cpu()
+
+@patch
+@torch.no_grad()
+def pair_bound(self:ECOR, img:Tensor, categories:list[str], rationales:list[str],
+               first:str,            # 'rationale': columns; 'category': rows
+               idx:Tensor|list,      # the column (row) of each entry, [m]
+               images:Tensor|list,   # the image of each entry, [m]
+              ) -> Tensor:           # float64 [m], >= the largest value of `conditional(..., idx, images)[e]`
+    "Upper bounds of the largest `conditional` value of each entry, from the 8-bit sketches of the blocks (`03a_cache`)."
+    idx, images = torch.as_tensor(idx, dtype=torch.long).cpu(), torch.as_tensor(images, dtype=torch.long).cpu()
+    ns, B, key, block = self._pair_blocks(categories, rationales, first)
+    out = torch.empty(len(idx), dtype=torch.float64)
+    if not len(idx): return out
+    o = idx.argsort(stable=True)
+    values, counts = idx[o].unique_consecutive(return_counts=True)
+    x, s = img[images[o].to(img.device)].float(), float(self.cosine_scale)
+    xn = (x.double().norm(dim=1).cpu() * (1 + 2 ** -30)).split(counts.tolist())   # the norms once, not once per block
+    out[o] = torch.cat([sketch_bound(xi, self.gallery.fetch_sketch(ns, key(a), B, lambda: block(a)), s, float(ni.max()))
+                        for a, xi, ni in zip(values.tolist(), x.split(counts.tolist()), xn)])
+    return out
 
 # %% ../nbs/04_model.ipynb #b10108b0
 @patch
@@ -277,22 +337,33 @@ def search(self:ECOR, img:Tensor,         # normalised image embeddings [N, dim]
            factorisation:str='ecor',      # 'ecor', 'inverted' or 'independent'
            certify:bool=True,             # go on until each image's predicted category (ECOR) / rationale (inverted) is certified
            step:int=8,                    # columns (rows) each unfinished image asks for per round
+           sketches:bool|None=None,       # bound each column (row) by its 8-bit sketch before reading it; None: `use_sketches`
           ) -> SearchResult:
     "Exact top-k explanations and certified marginals, computing only the pairs the bound cannot rule out."
     kind = Factorisation(factorisation)
+    if sketches is None: sketches = self.use_sketches(len(categories) if kind is Factorisation.ecor else len(rationales), img.shape[1])
     outer = self.__dict__.get('_pinned')
     self.__dict__['_pinned'] = {} if outer is None else outer   # namespaces and name digests once per search, not per round
-    try: return _search(self, img, categories, rationales, k, kind, certify, step)
+    try: return _search(self, img, categories, rationales, k, kind, certify, step, sketches)
     finally: self.__dict__['_pinned'] = outer
 
-def _search(self:ECOR, img, categories, rationales, k, kind, certify, step) -> SearchResult:
+_SKETCH_FROM = 1 << 20  # bytes of a float32 block: smaller blocks are cheaper to read than to bound (see "Sketches")
+
+@patch
+def use_sketches(self:ECOR, rows:int, dim:int) -> bool: # rows and width of the gallery's blocks
+    "Whether `search` bounds blocks by their sketches by default: with a cache folder, for blocks of 1 MiB or more."
+    return self.gallery.root is not None and rows * dim * 4 >= _SKETCH_FROM
+
+def _search(self:ECOR, img, categories, rationales, k, kind, certify, step, sketches) -> SearchResult:
     _, _, lf = self.first_factor(img, categories, rationales, kind)
     if kind is Factorisation.independent:
         lc = torch.log_softmax(self.logits(img, categories, rationales, ('c',))['c'].float(), -1)
         cond = lambda n, a: lc[n]
         return search_joint(lf, cond, k, 'rationale', certify, step)
     first = 'rationale' if kind is Factorisation.ecor else 'category'
-    return search_joint(lf, lambda n, a: self.conditional(img, categories, rationales, first, a, n), k, first, certify, step)
+    bound = (lambda n, a: self.pair_bound(img, categories, rationales, first, a, n)) if sketches else None
+    return search_joint(lf, lambda n, a: self.conditional(img, categories, rationales, first, a, n), k, first, certify, step,
+                        bound=bound)
 
 # %% ../nbs/04_model.ipynb #bf0d12f3
 @dataclass

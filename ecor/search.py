@@ -45,6 +45,7 @@ class SearchResult(NamedTuple):
     second_pred: Tensor    # [N] argmax of the second marginal: certified (or exact, gallery exhausted); -1 if undecided
     visited: Tensor        # [N, A] bool, the first-values whose pairs were computed for each image
     first: str             # 'rationale' (ECOR) or 'category' (inverted)
+    ruled_out: Tensor|None = None # [N, A] bool, first-values `bound` kept out of the top k: pairs not computed
 
     @property
     def visited_fraction(self) -> Tensor: # [N] share of the gallery's pairs computed for each image
@@ -56,6 +57,7 @@ def _flat(first:str, a:Tensor, b:Tensor, A:int, B:int) -> Tensor:
     return b * A + a if first == 'rationale' else a * B + b
 
 _LAST = torch.iinfo(torch.long).max  # the gallery position of an empty slot: sorts after every pair
+_ROUND = 2 ** -21  # 8 float32 unit roundoffs: a bound this far below the k-th joint stays below it once rounded
 
 def _per_image(n:Tensor, cols:Tensor, N:int, fill) -> Tensor:
     "Rows [E, w] of entries belonging to images `n` [E], laid side by side: [N, w * most entries of one image]."
@@ -74,6 +76,7 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
                  certify:bool=True,  # also visit until each image's argmax of the second marginal is certified
                  step:int=8,         # first-values each unfinished image asks for per round
                  rtol:float=1e-4,    # certification slack, relative to the leader's lower bound
+                 bound:Callable[[Tensor, Tensor], Tensor]|None=None, # (n [E], a [E]) -> [E] >= max_b of cond(n, a); None: 0
                 ) -> SearchResult:
     "Exact top-k of the joint (and certified argmax of the second marginal), each image visiting first-values by descending bound."
     if first not in ('rationale', 'category'): raise ValueError(f"search_joint: first={first!r}; use 'rationale' or 'category'")
@@ -84,46 +87,57 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
     ninf, rows = float('-inf'), torch.arange(N)
     order = torch.sort(-lf, dim=1, stable=True).indices          # each image's visit order: most probable first
     p_first, visited = lf.double().exp(), torch.zeros(N, A, dtype=torch.bool)
+    ruled = torch.zeros(N, A, dtype=torch.bool)                   # kept out of the top k by `bound`, not computed
     top_v, top_f = torch.full((N, 0), ninf), torch.zeros(N, 0, dtype=torch.long)
-    lower, B, active, kth = None, None, torch.ones(N, dtype=torch.bool), torch.full((N,), ninf)
-    todo = torch.ones(N, A, dtype=torch.bool)                     # not visited yet, in each image's order
+    lower, B, kth = None, None, torch.full((N,), ninf)
+    seek, active = torch.ones(N, dtype=torch.bool), torch.ones(N, dtype=torch.bool)  # seeking its top k; not done
+    todo = torch.ones(N, A, dtype=torch.bool)                     # what each image may ask for next, in its own order
     def undecided(unv): # [N] True where the leader's lead does not exceed the unvisited mass
         t2 = lower.topk(min(2, B), dim=1).values
         return t2[:, 0] - (t2[:, 1] if B > 1 else 0) <= unv + rtol * t2[:, 0]
     while True:
-        # each unfinished image asks for its next `step` unvisited values; a value asked for is computed once for the
-        # round and also given to every unfinished image whose k-th joint so far it could still beat
+        # each unfinished image asks for its next `step` values; a value asked for is computed once for the round and
+        # also given to every image seeking its top k whose k-th joint so far it could still beat
         ask = torch.zeros(N, A, dtype=torch.bool).scatter_(1, order, todo & (todo.cumsum(1) <= step) & active[:, None])
         union = ask.any(0).nonzero()[:, 0]
-        take = ask[:, union] | (active & (kth > ninf))[:, None] & ~visited[:, union] & (lf[:, union] >= kth[:, None])
+        take = ask[:, union] | (seek & (kth > ninf))[:, None] & ~(visited | ruled)[:, union] & (lf[:, union] >= kth[:, None])
         n, u = take.nonzero(as_tuple=True)
         a = union[u]
-        lc = cond(n, a).float().cpu()
-        if B is None:
-            B = lc.shape[1]
-            lower = torch.zeros(N, B, dtype=torch.float64)
-        if tuple(lc.shape) != (len(n), B): raise ValueError(f'cond returned {tuple(lc.shape)}, expected {(len(n), B)}')
-        lj = lf[n, a][:, None] + lc                               # [E, B] joint, each row ascending in gallery position
-        lower.index_add_(0, n, lj.double().exp())
-        visited[n, a] = True
-        # each entry's top k, then each image's: merged in gallery order with what it had
-        keep = lj.max(1).values >= kth[n]        # below the image's k-th joint so far: cannot enter its top k
-        nk, ak, ljk = (n, a, lj) if keep.all() else (n[keep], a[keep], lj[keep])
-        bi, bv = gallery_topk(ljk, k)
-        cand_f = torch.cat([top_f, _per_image(nk, _flat(first, ak[:, None], bi, A, B).masked_fill(~bv, _LAST), N, _LAST)], 1)
-        cand_v = torch.cat([top_v, _per_image(nk, ljk.gather(1, bi), N, ninf)], 1)
-        cand_f = torch.where(cand_v > ninf, cand_f, _LAST)
-        o = cand_f.argsort(1)
-        ti, _ = gallery_topk(cand_v.gather(1, o), k)
-        top_f, top_v = cand_f.gather(1, o).gather(1, ti), cand_v.gather(1, o).gather(1, ti)
-        # who is done? the next bound below the k-th joint (and, with certify, the leader certified)
-        todo = ~visited.gather(1, order)
-        left = todo.any(1)
-        nxt = torch.where(left, lf[rows, order[rows, todo.float().argmax(1)]], ninf)
+        if bound is not None:   # entries of images seeking their top k that the bound keeps below the k-th joint
+            t = (seek[n] & (kth[n] > ninf)).nonzero()[:, 0]
+            if len(t):
+                lim, kt = lf[n[t], a[t]].double() + bound(n[t], a[t]).detach().double().cpu(), kth[n[t]].double()
+                out = t[lim + _ROUND * (lim.abs() + kt.abs()) + 1e-30 < kt]  # strictly below, whatever float32 rounding does
+                ruled[n[out], a[out]] = True
+                rest = torch.ones(len(n), dtype=torch.bool); rest[out] = False
+                n, a = n[rest], a[rest]
+        if len(n):
+            lc = cond(n, a).float().cpu()
+            if B is None:
+                B = lc.shape[1]
+                lower = torch.zeros(N, B, dtype=torch.float64)
+            if tuple(lc.shape) != (len(n), B): raise ValueError(f'cond returned {tuple(lc.shape)}, expected {(len(n), B)}')
+            lj = lf[n, a][:, None] + lc                           # [E, B] joint, each row ascending in gallery position
+            lower.index_add_(0, n, lj.double().exp())
+            visited[n, a] = True
+            # each entry's top k, then each image's: merged in gallery order with what it had
+            keep = lj.max(1).values >= kth[n]    # below the image's k-th joint so far: cannot enter its top k
+            nk, ak, ljk = (n, a, lj) if keep.all() else (n[keep], a[keep], lj[keep])
+            bi, bv = gallery_topk(ljk, k)
+            cand_f = torch.cat([top_f, _per_image(nk, _flat(first, ak[:, None], bi, A, B).masked_fill(~bv, _LAST), N, _LAST)], 1)
+            cand_v = torch.cat([top_v, _per_image(nk, ljk.gather(1, bi), N, ninf)], 1)
+            cand_f = torch.where(cand_v > ninf, cand_f, _LAST)
+            o = cand_f.argsort(1)
+            ti, _ = gallery_topk(cand_v.gather(1, o), k)
+            top_f, top_v = cand_f.gather(1, o).gather(1, ti), cand_v.gather(1, o).gather(1, ti)
+        # who is done? the next unsettled bound below the k-th joint (and, with certify, the leader certified)
+        unsettled, unvisited = ~(visited | ruled).gather(1, order), ~visited.gather(1, order)
+        left = unsettled.any(1)
+        nxt = torch.where(left, lf[rows, order[rows, unsettled.float().argmax(1)]], ninf)
         if top_v.shape[1] >= k: kth = top_v[:, k - 1]
-        done = ~left | (nxt < kth)
-        if certify: done &= ~left | ~undecided((p_first * ~visited).sum(1))
-        active = ~done
+        seek = left & (nxt >= kth)
+        active = seek | (certify & unvisited.any(1) & undecided((p_first * ~visited).sum(1)))
+        todo = torch.where(seek[:, None], unsettled, unvisited)   # certifying: ruled-out values are computed too
         if not active.any(): break
     unv = (p_first * ~visited).sum(1)
     pred = lower.argmax(1)
@@ -133,4 +147,4 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
     f = top_f.clamp(min=0, max=A * B - 1)
     R = A if first == 'rationale' else B
     top = TopPairs(torch.where(valid, f // R, -1), torch.where(valid, f % R, -1), top_v)
-    return SearchResult(top, lf, lower, unv, pred, visited, first)
+    return SearchResult(top, lf, lower, unv, pred, visited, first, ruled)

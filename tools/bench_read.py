@@ -7,12 +7,13 @@
 Writes random blocks with `ecor.cache.GalleryCache` into a temporary folder (so they are in the page cache, as in a warm
 run), then reads each one back the way `GalleryCache` does, verification included (header, key, shape, XXH3), with
 every file memory-mapped and with every file read into fresh memory, alternating 5 times. Prints the median time per
-block of each and their ratio. `ecor.cache._MAP_FROM` (1 MiB) is the size from which the cache maps.
+block of each and their ratio. `ecor.cache._MAP_FROM` (256 KiB) is the size from which the cache maps; 255 rows of
+384 floats are about the size of a 997-row block's 8-bit sketch (`ecor.cache.sketch_block`).
 
 With --search: the warm explain of `tools/bench_scale.py` (32 photos, exact top 5; --model default or clip) over a
 cache folder that a cold run filled, in one process: the search alone two or three ways, alternating, the in-memory blocks
 forgotten before each, and the image tower alone between. --compare maps (the default): the cache's own rule (map from
-1 MiB) against every file read in. --compare products, three ways: wide products (`ECOR.block_scores` as it is: one
+256 KiB) against the earlier rule (map from 1 MiB: an ImageNet column's 0.39 MB sketch read in) and every file read in. --compare products, three ways: wide products (`ECOR.block_scores` as it is: one
 product of up to 64 rows, 4 rows for 1 to 4 images, wherever `rows_independent` finds the width agrees with products of
 8), products of 8 images only (as a library whose wider products disagree), and one image at a time (as a library that
 fails `rows_independent` altogether):
@@ -40,6 +41,14 @@ call of `ECOR.conditional` (each block once, its photos scored as `block_scores`
 
 --compare steps times whole searches asking for 8, 16, 32 and 64 columns a round (fewer rounds, more columns), alternating.
 
+--compare sketches: the search bounding each column by its 8-bit sketch before reading it (`ECOR.search(sketches=True)`,
+the default for blocks of 1 MiB or more with a cache folder) against reading every column the bound P(R|I) admits
+(`sketches=False`); both must return the same top 5. A folder filled before sketches existed gets them on the first
+(untimed) pass:
+
+    python tools/bench_read.py --search runs/bench_scale/<folder> --gallery imagenet --compare sketches \
+        --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
+
 --compare slack times nothing: of the columns the bound admits for each photo, how many a tighter bound on
 max_c log P(c|R,I) would still admit: the exact maximum (an oracle), and the cap from each column's spread,
 log P(c|R,I) <= tau * max_c |t_cR - mean_c t_cR| - log C (Jensen: the mean of a column's scores is the score of its mean).
@@ -53,13 +62,13 @@ import ecor.cache as cache
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--rows', default='10,100,997'); ap.add_argument('--dim', type=int, default=384)
+    ap.add_argument('--rows', default='10,100,255,997'); ap.add_argument('--dim', type=int, default=384)
     ap.add_argument('--mib', type=float, default=256, help='bytes written per block size, in MiB')
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
     ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
-    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack'), help='with --search: what to compare or count (see above)')
+    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack', 'sketches'), help='with --search: what to compare or count (see above)')
     ap.add_argument('--widths', action='store_true', help='time wide matrix products against products of 8 (see above)')
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -137,17 +146,26 @@ def searches(args):
     def setting(map_from, rows_independent):
         def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
         return apply
-    ways = ({'mapped from 1 MiB': setting(saved, grouped), 'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
+    ways = ({f'mapped from {saved >> 10} KiB': setting(saved, grouped), 'mapped from 1024 KiB': setting(1 << 20, grouped),
+             'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
+            {'sketches': setting(saved, grouped), 'no sketches': setting(saved, grouped)} if args.compare == 'sketches' else
             {'wide products': setting(saved, grouped), 'products of 8': setting(saved, lambda M, K, dt, dev, width=8: width == 8 and grouped(M, K, dt, dev)),
              'one image at a time': setting(saved, lambda *a, **k: False)})
     names, ims, st = list(ways), photos(32), {}
     def tower(): st['img'] = m.image_embeds(pixel_values=towers.image.preprocess(ims))
-    def search(): m.search(st['img'], rset.categories, rset.unique_rationales, k=5, certify=False)
+    def search(**kw): return lambda: m.search(st['img'], rset.categories, rset.unique_rationales, k=5, certify=False, **kw)
+    runs = {k: search(sketches=k == 'sketches') if args.compare == 'sketches' else search() for k in ways}
     with torch.no_grad():
         m.image_embeds(pixel_values=towers.image.preprocess(ims[:2]))
-        med, times, _ = alternate(tower, {k: search for k in ways}, args.repeats, lambda k: (ways[k](), m.gallery.clear_memory()))
+        if args.compare == 'sketches': tower(); runs['sketches']()   # an older folder gets its sketches here, untimed
+        med, times, last = alternate(tower, runs, args.repeats, lambda k: (ways[k](), m.gallery.clear_memory()))
     setting(saved, grouped)()
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
+    if args.compare == 'sketches':
+        a, b = last['sketches'], last['no sketches']
+        assert all(torch.equal(x, y) for x, y in zip(a.top, b.top)), 'the two searches disagree'
+        print(f'same top 5; float32 blocks read: {int(a.visited.any(0).sum())} with sketches, {int(b.visited.any(0).sum())} without; '
+              f'entries computed {int(a.visited.sum())} (+{int(a.ruled_out.sum())} ruled out by sketches) against {int(b.visited.sum())}')
     print('; '.join(f'search {names[0]} / {k}: {med[names[0]] / med[k]:.2f}' for k in names[1:]),
           '; (tower + search) / tower:', ', '.join(f'{k} {1 + med[k] / med["tower"]:.2f}' for k in names))
 

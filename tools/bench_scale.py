@@ -15,6 +15,9 @@ Results are printed as markdown and written to --out (JSON).
 Explanation columns: ratio_to_tower = explain (image tower + search) / image tower alone; cold_over_encode = a cold
 explain / encoding the R rationale prompts and the visited pair columns alone; cold_text_over_encode = the same without
 the image tower's pass in the numerator (on small galleries the tower, not the text, dominates a cold explain).
+visited_* and columns count the pairs scored from float32 blocks; sketched_* and sketched_columns those that the 8-bit
+sketch of their column kept out of a photo's top 5 (`ECOR.search`, blocks of 1 MiB or more): a warm run reads only the
+sketch of such a column, a cold run encodes it all the same.
 """
 from __future__ import annotations
 import argparse, json, os, random, resource, statistics, subprocess, sys, tempfile, time
@@ -191,12 +194,14 @@ def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, 
                 total.append(time.perf_counter() - t0)
     out = dict(model=model_name, gallery=gallery, phase=phase, prompts='trained' if checkpoint else 'hand-written', images=n,
                C=len(cats), R=len(rats), tower_s=statistics.median(tower), explain_s=statistics.median(total),
-               explain_first_s=total[0],
+               explain_first_s=total[0], explain_all_s=[round(t, 3) for t in total], tower_all_s=[round(t, 3) for t in tower],
                visited_mean=res.visited_fraction.mean().item(), visited_max=res.visited_fraction.max().item(),
-               columns=int(res.visited.any(0).sum()), peak_rss_mb=rss_mb(), **{f'cache_{k}': v for k, v in m.gallery.stats.items()})
+               columns=int(res.visited.any(0).sum()), sketched_mean=res.ruled_out.float().mean(1).mean().item(),
+               sketched_max=res.ruled_out.float().mean(1).max().item(), sketched_columns=int(res.ruled_out.any(0).sum()),
+               peak_rss_mb=rss_mb(), **{f'cache_{k}': v for k, v in m.gallery.stats.items()})
     if synthetic: out['pairs'] = f'stand-in, spread {synthetic}'
     if phase == 'cold' and not synthetic:  # the text work the search did, done again alone: the R rationale prompts + the visited columns
-        cols = res.visited.any(0).nonzero()[:, 0].tolist()
+        cols = (res.visited | res.ruled_out).any(0).nonzero()[:, 0].tolist()  # a column ruled out by its sketch was encoded too
         # Beyond `encode_sample` columns (ImageNet: ~1 h each way on this CPU) a uniform random sample of them is encoded
         # and its time scaled by len(cols) / sample size; the result says so (`encode_columns_timed`).
         timed = cols if len(cols) <= encode_sample else sorted(random.Random(0).sample(cols, encode_sample))
@@ -315,7 +320,7 @@ def main():
                             r['cold_over_encode'] = r['explain_s'] / r['encode_only_s']
                             r['cold_text_over_encode'] = (r['explain_s'] - r['tower_s']) / r['encode_only_s']
         print('\n## Explaining a batch against a gallery (exact top-5 by the search)\n')
-        print(md(rows, ['model', 'gallery', 'prompts', 'phase', 'images', 'C', 'R', 'visited_mean', 'visited_max', 'columns',
+        print(md(rows, ['model', 'gallery', 'prompts', 'phase', 'images', 'C', 'R', 'visited_mean', 'visited_max', 'columns', 'sketched_columns',
                         'tower_s', 'explain_s', 'ratio_to_tower', 'cold_over_encode', 'cold_text_over_encode', 'peak_rss_mb', 'cache_disk', 'cache_computed', 'unfinished']))
         (out/'explain.json').write_text(json.dumps(rows, indent=1))
 
