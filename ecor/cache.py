@@ -89,10 +89,10 @@ def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
     if got != len(buf): raise ValueError(f'read {got} of {len(buf)} bytes')
     return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
 
-def _header(raw:Tensor) -> tuple[dict, int]: # raw: uint8, a whole safetensors file; (header, where the data starts)
+def _header(raw:Tensor|np.ndarray) -> tuple[dict, int]: # uint8, a whole safetensors file; (header, where the data starts)
     "The JSON header of a safetensors file (its first 8 bytes give the header length) and the offset of its data."
     if len(raw) < 8: raise ValueError(f'{len(raw)} bytes, shorter than a safetensors header')
-    buf = raw.numpy()                                  # one view of the bytes, sliced without copies
+    buf = raw.numpy() if isinstance(raw, Tensor) else raw   # one view of the bytes, sliced without copies
     n = int.from_bytes(buf[:8].tobytes(), 'little')
     if n > len(raw) - 8: raise ValueError(f'header of {n} bytes in a file of {len(raw)}')
     return json.loads(buf[8:8 + n].tobytes()), 8 + n
@@ -188,15 +188,15 @@ class GalleryCache:
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
         except ValueError as e: self._reject(path, f'not a readable safetensors file ({e})'); return None
         try:
-            head, start = _header(raw)
-            buf = raw.numpy()
+            buf = raw.numpy()                    # numpy views of the bytes: cheaper to slice than torch's
+            head, start = _header(buf)
             meta, ts = head.get('__metadata__') or {}, {name: _tensor_view(buf, head, start, name) for name in spec}
         except Exception as e: self._reject(path, f'not a readable safetensors file ({type(e).__name__}: {e})'); return None
         body = buf[start:]
         if meta.get('key') != key: self._reject(path, f'holds block {meta.get("key")!r:.80}, not {key!r:.80}'); return None
         for name, (dtype, ndim) in spec.items():
             t = ts[name]
-            if t.ndim != ndim or len(t) != n: self._reject(path, f'{name} of shape {tuple(t.shape)}, expected {n} rows'); return None
+            if t.ndim != ndim or t.shape[0] != n: self._reject(path, f'{name} of shape {tuple(t.shape)}, expected {n} rows'); return None
             if t.dtype != dtype: self._reject(path, f'{name} of dtype {t.dtype}, expected {dtype}'); return None
         if meta.get('xxh3') != xxhash.xxh3_64_hexdigest(body): self._reject(path, 'checksum mismatch (corrupt or truncated)'); return None
         try: os.utime(path)                      # recently used: evicted last

@@ -8,6 +8,7 @@ import hashlib, json, math, re, threading, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
+import numpy as np
 import torch
 from fastcore.basics import patch
 import torch.nn.functional as F
@@ -237,19 +238,21 @@ def product_roundoff(device) -> float: # the unit roundoff of float32 matrix pro
 def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
                  sk:Sketch,    # the `Sketch` of one block [M, K]
                  scale:float,  # the cosine scale `block_scores` multiplies by
-                 xnorm:float|None=None, # an upper bound of the rows' norms, if known; None: computed
+                 xnorm:float|None=None,    # an upper bound of the rows' norms, if known; None: computed
+                 roundoff:float|None=None, # `product_roundoff(x.device)`, if known
                 ) -> Tensor:   # float64 [e], >= max over the block of log_softmax(block_scores(x, block)), row by row
     "Upper bound of each image's largest log-softmax score against a block, from the block's sketch, rounding included."
     (e, K), M = x.shape, len(sk.q)
     if not e: return torch.zeros(0, dtype=torch.float64)
-    g = K * product_roundoff(x.device); g = g / (1 - g)            # gamma_K: a K-term float32 dot product's relative error
-    y = (x @ _as_float(sk.q.to(x.device)).T) * (scale * sk.scale.to(x.device))      # the sketched scores [e, M]
+    g = K * (product_roundoff(x.device) if roundoff is None else roundoff); g = g / (1 - g)  # gamma_K of a K-term dot product
+    y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
     xn = float(x.double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
-    E, N = float(sk.err.max()), float(sk.norm.max())
+    E, N = float(sk.err.numpy().max()), float(sk.norm.numpy().max())   # (the sketch is on the CPU: numpy's max is cheaper)
     d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
     Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
     ls = (M + 8) * _U + 8 * _U * (Z + math.log(M))                  # what one float32 log_softmax may be off by
-    return (torch.log_softmax(y, 1).amax(1).double() + (2 * d + 2 * ls)).clamp_(max=0.).cpu()
+    top = torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)  # e numbers: the rest in numpy, cheaper
+    return torch.from_numpy(np.minimum(top + (2 * d + 2 * ls), 0.))
 
 @patch
 @torch.no_grad()
@@ -265,9 +268,9 @@ def pair_bound(self:ECOR, img:Tensor, categories:list[str], rationales:list[str]
     if not len(idx): return out
     o = idx.argsort(stable=True)
     values, counts = idx[o].unique_consecutive(return_counts=True)
-    x, s = img[images[o].to(img.device)].float(), float(self.cosine_scale)
+    x, s, u = img[images[o].to(img.device)].float(), float(self.cosine_scale), product_roundoff(img.device)
     xn = (x.double().norm(dim=1).cpu() * (1 + 2 ** -30)).split(counts.tolist())   # the norms once, not once per block
-    out[o] = torch.cat([sketch_bound(xi, self.gallery.fetch_sketch(ns, key(a), B, lambda: block(a)), s, float(ni.max()))
+    out[o] = torch.cat([sketch_bound(xi, self.gallery.fetch_sketch(ns, key(a), B, lambda: block(a)), s, float(ni.max()), u)
                         for a, xi, ni in zip(values.tolist(), x.split(counts.tolist()), xn)])
     return out
 
