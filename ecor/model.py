@@ -246,7 +246,7 @@ def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
     if not e: return torch.zeros(0, dtype=torch.float64)
     g = K * (product_roundoff(x.device) if roundoff is None else roundoff); g = g / (1 - g)  # gamma_K of a K-term dot product
     y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
-    xn = float(x.double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
+    xn = float(x.cpu().double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
     E, N = float(sk.err.numpy().max()), float(sk.norm.numpy().max())   # (the sketch is on the CPU: numpy's max is cheaper)
     d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
     Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
@@ -269,7 +269,7 @@ def pair_bound(self:ECOR, img:Tensor, categories:list[str], rationales:list[str]
     o = idx.argsort(stable=True)
     values, counts = idx[o].unique_consecutive(return_counts=True)
     x, s, u = img[images[o].to(img.device)].float(), float(self.cosine_scale), product_roundoff(img.device)
-    xn = (x.double().norm(dim=1).cpu() * (1 + 2 ** -30)).split(counts.tolist())   # the norms once, not once per block
+    xn = (x.cpu().double().norm(dim=1) * (1 + 2 ** -30)).split(counts.tolist())   # the norms once (float64 on the CPU)
     out[o] = torch.cat([sketch_bound(xi, self.gallery.fetch_sketch(ns, key(a), B, lambda: block(a)), s, float(ni.max()), u)
                         for a, xi, ni in zip(values.tolist(), x.split(counts.tolist()), xn)])
     return out
