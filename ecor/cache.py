@@ -72,7 +72,7 @@ def atomic_write(path:str|Path,  # the file to (over)write
     return path
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00
-_MAP_FROM = 1 << 18  # bytes: a file this big or bigger is memory-mapped, a smaller one read (see "Sketches")
+_MAP_FROM = 1 << 20  # bytes: a file this big or bigger is memory-mapped, a smaller one read
 
 def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
     "A file's bytes: memory-mapped copy-on-write when big and on POSIX (no copy; never written back), else read in."

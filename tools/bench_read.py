@@ -7,13 +7,14 @@
 Writes random blocks with `ecor.cache.GalleryCache` into a temporary folder (so they are in the page cache, as in a warm
 run), then reads each one back the way `GalleryCache` does, verification included (header, key, shape, XXH3), with
 every file memory-mapped and with every file read into fresh memory, alternating 5 times. Prints the median time per
-block of each and their ratio. `ecor.cache._MAP_FROM` (256 KiB) is the size from which the cache maps; 255 rows of
-384 floats are about the size of a 997-row block's 8-bit sketch (`ecor.cache.sketch_block`).
+block of each and their ratio. `ecor.cache._MAP_FROM` (1 MiB) is the size from which the cache maps; 255 rows of 384
+floats are about the size of a 997-row block's 8-bit sketch (`ecor.cache.sketch_block`), which is read in.
 
 With --search: the warm explain of `tools/bench_scale.py` (32 photos, exact top 5; --model default or clip) over a
 cache folder that a cold run filled, in one process: the search alone two or three ways, alternating, the in-memory blocks
 forgotten before each, and the image tower alone between. --compare maps (the default): the cache's own rule (map from
-256 KiB) against the earlier rule (map from 1 MiB: an ImageNet column's 0.39 MB sketch read in) and every file read in. --compare products, three ways: wide products (`ECOR.block_scores` as it is: one
+1 MiB: an ImageNet column's 0.39 MB sketch is read in) against mapping from 256 KiB (the sketch mapped too) and every
+file read in. --compare products, three ways: wide products (`ECOR.block_scores` as it is: one
 product of up to 64 rows, 4 rows for 1 to 4 images, wherever `rows_independent` finds the width agrees with products of
 8), products of 8 images only (as a library whose wider products disagree), and one image at a time (as a library that
 fails `rows_independent` altogether):
@@ -146,7 +147,7 @@ def searches(args):
     def setting(map_from, rows_independent):
         def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
         return apply
-    ways = ({f'mapped from {saved >> 10} KiB': setting(saved, grouped), 'mapped from 1024 KiB': setting(1 << 20, grouped),
+    ways = ({f'mapped from {saved >> 10} KiB': setting(saved, grouped), 'mapped from 256 KiB': setting(1 << 18, grouped),
              'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
             {'sketches': setting(saved, grouped), 'no sketches': setting(saved, grouped)} if args.compare == 'sketches' else
             {'wide products': setting(saved, grouped), 'products of 8': setting(saved, lambda M, K, dt, dev, width=8: width == 8 and grouped(M, K, dt, dev)),
