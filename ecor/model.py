@@ -230,9 +230,10 @@ def _as_float(q:Tensor) -> Tensor: # int8 [M, K] -> float32 [M, K] on the same d
     return buf[:q.numel()].view(q.shape).copy_(q)
 
 def product_roundoff(device) -> float: # the unit roundoff of float32 matrix products on `device`
-    "float32's, unless float32 products may run in TF32 (CUDA) or bfloat16 (`torch.set_float32_matmul_precision`)."
-    if torch.get_float32_matmul_precision() == 'medium': return 2.0 ** -8
-    if torch.device(device).type == 'cuda' and (torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() == 'high'): return 2.0 ** -11
+    "float32's, unless float32 products may run in TF32 or bfloat16 (`torch.set_float32_matmul_precision`, CUDA's `allow_tf32`)."
+    p = torch.get_float32_matmul_precision()
+    if p == 'medium': return 2.0 ** -8                                     # bfloat16 allowed
+    if p == 'high' or (torch.device(device).type == 'cuda' and torch.backends.cuda.matmul.allow_tf32): return 2.0 ** -11
     return _U
 
 def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
