@@ -261,12 +261,16 @@ class GalleryCache:
                 raise ValueError(f'gallery cache: the text tower gave non-finite embeddings for rows {rows[:10]} of block {key!r:.80} (not cached)')
             self.stats['computed'] += 1; self.stats['rows_computed'] += n
             if path is not None and self._writable: self._write(path, key, {'embeds': t})
-            if with_sketch:                      # kept in memory too: a search asks for it next
-                s = sketch_block(t)
-                if path is not None and self._writable: self._write(self.path(namespace, key + SKETCH), key + SKETCH, s._asdict())
-                self._remember((namespace, key + SKETCH), s)
+            if with_sketch and path is not None: self._keep_sketch(namespace, key, t)   # memory only: made when asked for
         self._remember(k, t)
         return t
+
+    def _keep_sketch(self, namespace:str, key:str, t:Tensor) -> Sketch:
+        "Make block `t`'s sketch and keep it: on disk (if writable) and in memory, where a search asks for it next."
+        s, k = sketch_block(t), key + SKETCH
+        if self._writable and (path := self.path(namespace, k)) is not None: self._write(path, k, s._asdict())
+        self._remember((namespace, k), s)
+        return s
 
     def fetch_sketch(self, namespace:str, key:str, n:int, # the block's namespace, key and rows
                      block:Callable[[], Tensor], # the block itself (e.g. `lambda: cache.fetch(...)`), when its sketch is not stored
@@ -283,9 +287,7 @@ class GalleryCache:
             t = block()
             if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: block {key!r:.80} has shape {tuple(t.shape)}, expected {n} rows')
             if k in self._mem: s = self._mem[k]  # the block was just computed, with its sketch (`fetch(with_sketch=True)`)
-            else:
-                s = sketch_block(t); self.stats['sketched'] += 1
-                if path is not None and self._writable: self._write(path, k[1], s._asdict())
+            else: s = self._keep_sketch(namespace, key, t); self.stats['sketched'] += 1
         self._remember(k, s)
         return s
 
