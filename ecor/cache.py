@@ -73,9 +73,13 @@ def atomic_write(path:str|Path,  # the file to (over)write
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00
 _MAP_FROM = 1 << 20  # bytes: a file this big or bigger is memory-mapped, a smaller one read
+_READS = threading.local()  # each thread's reused read buffer (`_file_bytes(reuse=True)`)
 
-def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
+def _file_bytes(path:Path,        # the file
+                reuse:bool=False, # read into this thread's buffer: overwritten by its next read with `reuse`
+               ) -> Tensor:       # uint8 [file size]
     "A file's bytes: memory-mapped copy-on-write when big and on POSIX (no copy; never written back), else read in."
+    if reuse: return torch.from_numpy(_read_reused(path))
     st = os.stat(path)
     if st.st_size >= _MAP_FROM and os.name == 'posix':
         try:
@@ -88,6 +92,16 @@ def _file_bytes(path:Path) -> Tensor: # uint8 [file size]
         got = f.readinto(buf)
     if got != len(buf): raise ValueError(f'read {got} of {len(buf)} bytes')
     return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
+
+def _read_reused(path:Path) -> np.ndarray: # uint8 [file size], a view of this thread's read buffer
+    "Read a file into this thread's buffer, grown as needed: no fresh memory to fault in, file after file."
+    with open(path, 'rb', buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        buf = getattr(_READS, 'buf', None)
+        if buf is None or len(buf) < size: buf = _READS.buf = np.empty(max(size, 2 * (0 if buf is None else len(buf))), np.uint8)
+        got = f.readinto(memoryview(buf)[:size]) if size else 0
+    if got != size: raise ValueError(f'read {got} of {size} bytes')
+    return buf[:size]
 
 def _header(raw:Tensor|np.ndarray) -> tuple[dict, int]: # uint8, a whole safetensors file; (header, where the data starts)
     "The JSON header of a safetensors file (its first 8 bytes give the header length) and the offset of its data."
@@ -180,10 +194,11 @@ class GalleryCache:
 
     def _read(self, path:Path, key:str, n:int, # the file, the key it must hold, the rows of each of its tensors
               spec:dict|None=None, # {name: (dtype, ndim)}; None: one block, 'embeds' in `self.dtype`
+              reuse:bool=False,    # read into this thread's buffer (`_file_bytes`): the tensors live until its next such read
              ) -> dict|None:       # {name: tensor}, verified; None if missing or rejected (with a warning)
         "The verified tensors at `path`, or None (missing, or rejected with a warning)."
         spec = spec or {'embeds': (self.dtype, 2)}
-        try: raw = _file_bytes(path)  # mapped or read: the tensor views it, no further copy (safetensors' `load` makes two)
+        try: raw = _file_bytes(path, reuse)  # mapped or read: the tensor views it, no further copy (safetensors' `load` makes two)
         except FileNotFoundError: return None
         except OSError as e: warnings.warn(f'gallery cache: cannot read {path}: {e}'); return None
         except ValueError as e: self._reject(path, f'not a readable safetensors file ({e})'); return None
@@ -274,6 +289,8 @@ class GalleryCache:
 
     def fetch_sketch(self, namespace:str, key:str, n:int, # the block's namespace, key and rows
                      block:Callable[[], Tensor], # the block itself (e.g. `lambda: cache.fetch(...)`), when its sketch is not stored
+                     once:bool=False, # for use at once: one read from disk lives in this thread's read buffer until its next
+                                      # `fetch_sketch(once=True)`, and is not kept in memory
                     ) -> Sketch:
         "The block's `Sketch`: from memory, else from disk (verified), else made from the block and stored."
         k = (namespace, key + SKETCH)
@@ -281,8 +298,10 @@ class GalleryCache:
             self._mem.move_to_end(k); self.stats['sketches'] += 1
             return self._mem[k]
         path = self.path(*k)
-        d = self._read(path, k[1], n, _SKETCH_SPEC) if path is not None else None
-        if d is not None: s = Sketch(**d); self.stats['sketches'] += 1
+        d = self._read(path, k[1], n, _SKETCH_SPEC, reuse=once) if path is not None else None
+        if d is not None:
+            s = Sketch(**d); self.stats['sketches'] += 1
+            if once: return s                 # it views the read buffer: not kept
         else:
             t = block()
             if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: block {key!r:.80} has shape {tuple(t.shape)}, expected {n} rows')
