@@ -53,6 +53,8 @@ the default for blocks of 1 MiB or more with a cache folder) against reading eve
 --compare slack times nothing: of the columns the bound admits for each photo, how many a tighter bound on
 max_c log P(c|R,I) would still admit: the exact maximum (an oracle), and the cap from each column's spread,
 log P(c|R,I) <= tau * max_c |t_cR - mean_c t_cR| - log C (Jensen: the mean of a column's scores is the score of its mean).
+Where the search uses sketches, also how far the sketch bound sits above the exact maximum, and how many of those
+entries (and whole columns) a first stage 0.5, 1, 2 or 4 nats looser than the sketch would still rule out.
 """
 from __future__ import annotations
 import argparse, statistics, tempfile, time
@@ -222,6 +224,17 @@ def slack(m, towers, rset, ims):
         q = torch.tensor([.1, .5, .9])
         print(f'max_c log P(c|R,I) over those entries, 10/50/90 %: {[round(x, 2) for x in best.quantile(q).tolist()]}; '
               f'the spread cap, tau * rho - log C: {[round(x, 2) for x in capped.quantile(q).tolist()]} (cosine scale tau = {float(m.cosine_scale):.1f})')
+        if not m.use_sketches(len(cats), img.shape[1]): return
+        # the sketch bound on the same entries, and how much looser a cheaper first stage could be and still rule them out
+        sb, room = m.pair_bound(img, cats, rats, 'rationale', a, n), (kth[n] - lf[n, a]).double()
+        print(f'sketch bound - exact max, 10/50/90/100 %: {[round(x, 2) for x in (sb - best.double()).quantile(torch.tensor([.1, .5, .9, 1.], dtype=torch.float64)).tolist()]}; '
+              f'5th joint - log P(R|I), 10/50/90 %: {[round(x, 2) for x in room.quantile(q.double()).tolist()]}')
+        cols = a.unique()
+        for extra in (0., .5, 1., 2., 4.):
+            kept = sb + extra >= room                                    # entries a bound this much looser would admit
+            left = torch.zeros(len(rats), dtype=torch.bool); left[a[kept]] = True
+            print(f'a bound {extra} nats looser than the sketch: rules out {float((~kept).double().mean()):.3f} of the entries, '
+                  f'all the entries of {int((~left[cols]).sum())} of the {len(cols)} columns')
 
 
 def visits(m, towers, rset, ims):
