@@ -79,28 +79,25 @@ def _file_bytes(path:Path,        # the file
                 reuse:bool=False, # read into this thread's buffer: overwritten by its next read with `reuse`
                ) -> Tensor:       # uint8 [file size]
     "A file's bytes: memory-mapped copy-on-write when big and on POSIX (no copy; never written back), else read in."
-    if reuse: return torch.from_numpy(_read_reused(path))
-    st = os.stat(path)
-    if st.st_size >= _MAP_FROM and os.name == 'posix':
-        try:
-            raw, now = torch.from_file(str(path), shared=False, size=st.st_size, dtype=torch.uint8), os.stat(path)
-            if (now.st_ino, now.st_size) == (st.st_ino, st.st_size): return raw
-        except RuntimeError: pass  # replaced by a shorter file since the stat
-        # replaced since the stat: read what is there now
+    if not reuse:
+        st = os.stat(path)
+        if st.st_size >= _MAP_FROM and os.name == 'posix':
+            try:
+                raw, now = torch.from_file(str(path), shared=False, size=st.st_size, dtype=torch.uint8), os.stat(path)
+                if (now.st_ino, now.st_size) == (st.st_ino, st.st_size): return raw
+            except RuntimeError: pass  # replaced by a shorter file since the stat
+            # replaced since the stat: read what is there now
     with open(path, 'rb') as f:
-        buf = bytearray(os.fstat(f.fileno()).st_size)
-        got = f.readinto(buf)
-    if got != len(buf): raise ValueError(f'read {got} of {len(buf)} bytes')
-    return torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
-
-def _read_reused(path:Path) -> np.ndarray: # uint8 [file size], a view of this thread's read buffer
-    "Read a file into this thread's buffer, grown as needed: no fresh memory to fault in, file after file."
-    with open(path, 'rb', buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
-        buf = getattr(_READS, 'buf', None)
-        if buf is None or len(buf) < size: buf = _READS.buf = np.empty(max(size, 2 * (0 if buf is None else len(buf))), np.uint8)
-        got = f.readinto(memoryview(buf)[:size]) if size else 0
+        buf = _reused_buffer(size) if reuse else np.empty(size, np.uint8)
+        got = f.readinto(memoryview(buf)) if size else 0
     if got != size: raise ValueError(f'read {got} of {size} bytes')
+    return torch.from_numpy(buf)
+
+def _reused_buffer(size:int) -> np.ndarray: # uint8 [size], a view of this thread's read buffer
+    "This thread's read buffer, grown as needed: no fresh memory for the kernel to hand over, file after file."
+    buf = getattr(_READS, 'buf', None)
+    if buf is None or len(buf) < size: buf = _READS.buf = np.empty(max(size, 2 * (0 if buf is None else len(buf))), np.uint8)
     return buf[:size]
 
 def _header(raw:Tensor|np.ndarray) -> tuple[dict, int]: # uint8, a whole safetensors file; (header, where the data starts)
@@ -301,14 +298,14 @@ class GalleryCache:
         d = self._read(path, k[1], n, _SKETCH_SPEC, reuse=once) if path is not None else None
         if d is not None:
             s = Sketch(**d); self.stats['sketches'] += 1
-            if once: return s                 # it views the read buffer: not kept
-        else:
-            t = block()
-            if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: block {key!r:.80} has shape {tuple(t.shape)}, expected {n} rows')
-            if k in self._mem: s = self._mem[k]  # the block was just computed, with its sketch (`fetch(with_sketch=True)`)
-            else: s = self._keep_sketch(namespace, key, t); self.stats['sketched'] += 1
-        self._remember(k, s)
-        return s
+            if not once: self._remember(k, s)  # once: it views the read buffer, so it is not kept
+            return s
+        t = block()
+        if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: block {key!r:.80} has shape {tuple(t.shape)}, expected {n} rows')
+        if k in self._mem:                     # the block was just computed, with its sketch (`fetch(with_sketch=True)`)
+            self._mem.move_to_end(k); return self._mem[k]
+        self.stats['sketched'] += 1
+        return self._keep_sketch(namespace, key, t)
 
     def clear_memory(self):
         "Forget the in-memory blocks (the disk copy stays)."
