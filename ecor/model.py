@@ -23,9 +23,9 @@ from .prompts import PromptLearner
 from .cache import GalleryCache, Sketch, CACHE_VERSION, digest, module_digest
 
 # %% auto #0
-__all__ = ['ECORConfig', 'ECOROutput', 'rows_independent', 'ECOR', 'product_roundoff', 'sketch_bound', 'Explanation',
-           'explanations', 'explain', 'nonfinite', 'read_ecor_state', 'file_digest', 'checkpoint_problem',
-           'latest_checkpoint', 'resolve_checkpoint', 'load_model']
+__all__ = ['ECORConfig', 'ECOROutput', 'rows_independent', 'ECOR', 'product_roundoff', 'compiled_top', 'sketch_bound',
+           'Explanation', 'explanations', 'explain', 'nonfinite', 'read_ecor_state', 'file_digest',
+           'checkpoint_problem', 'latest_checkpoint', 'resolve_checkpoint', 'load_model']
 
 # %% ../nbs/04_model.ipynb #1a5286d2
 from safetensors.torch import save as safetensors_bytes
@@ -236,23 +236,65 @@ def product_roundoff(device) -> float: # the unit roundoff of float32 matrix pro
     if p == 'high' or (torch.device(device).type == 'cuda' and torch.backends.cuda.matmul.allow_tf32): return 2.0 ** -11
     return _U
 
+def _top_log_softmax(x, q, scale, s): # x float32 [e, K], q int8 [M, K], scale float32 [M], s: float -> float64 [e]
+    "max_m y[i, m] - logsumexp_m y[i, m] of y = s * scale[m] * (x[i] . q[m]): float32 products, the rest in float64."
+    e, K = x.shape; M = q.shape[0]
+    y, row = np.empty((e, M), np.float64), np.empty(K, np.float32)
+    for m in range(M):
+        qm = q[m]
+        for k in range(K): row[k] = qm[k]                   # the row in float32 once, for every image
+        sm = np.float64(scale[m]) * s
+        i = 0
+        while i + 4 <= e:                                    # four images a pass over the row
+            x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+            a0 = a1 = a2 = a3 = np.float32(0)
+            for k in range(K):
+                r = row[k]; a0 += x0[k] * r; a1 += x1[k] * r; a2 += x2[k] * r; a3 += x3[k] * r
+            y[i, m], y[i + 1, m], y[i + 2, m], y[i + 3, m] = a0 * sm, a1 * sm, a2 * sm, a3 * sm
+            i += 4
+        while i < e:                                         # the last one to three
+            xi, a = x[i], np.float32(0)
+            for k in range(K): a += xi[k] * row[k]
+            y[i, m] = a * sm; i += 1
+    out = np.empty(e, np.float64)
+    for i in range(e):
+        top, t = y[i].max(), 0.0
+        for m in range(M): t += math.exp(y[i, m] - top)
+        out[i] = -math.log(t)
+    return out
+
+_KERNELS = {}  # compiled kernels, made on first use
+
+def compiled_top(): # `_top_log_softmax` compiled, or None where numba is not installed
+    "`_top_log_softmax` compiled by numba (vectorised sums), its machine code cached on disk where numba finds a place."
+    if 'top' not in _KERNELS:
+        try: import numba
+        except ImportError: _KERNELS['top'] = None; return None
+        opts = dict(fastmath={'reassoc', 'contract'}, nogil=True)   # reordered and fused sums only: no other shortcut
+        try: _KERNELS['top'] = numba.njit(cache=True, **opts)(_top_log_softmax)
+        except RuntimeError: _KERNELS['top'] = numba.njit(**opts)(_top_log_softmax)  # defined where numba cannot cache (a notebook)
+    return _KERNELS['top']
+
 def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
                  sk:Sketch,    # the `Sketch` of one block [M, K]
                  scale:float,  # the cosine scale `block_scores` multiplies by
                  xnorm:float|None=None,    # an upper bound of the rows' norms, if known; None: computed
                  roundoff:float|None=None, # `product_roundoff(x.device)`, if known
+                 compiled:bool=True, # on the CPU, the compiled kernel (`compiled_top`) where numba is installed; False: torch
                 ) -> Tensor:   # float64 [e], >= max over the block of log_softmax(block_scores(x, block)), row by row
     "Upper bound of each image's largest log-softmax score against a block, from the block's sketch, rounding included."
     (e, K), M = x.shape, len(sk.q)
     if not e: return torch.zeros(0, dtype=torch.float64)
     g = K * (product_roundoff(x.device) if roundoff is None else roundoff); g = g / (1 - g)  # gamma_K of a K-term dot product
-    y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
+    kernel = compiled_top() if compiled and x.device.type == 'cpu' else None
+    if kernel is None: y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
     xn = float(x.cpu().double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
     E, N = float(sk.err.numpy().max()), float(sk.norm.numpy().max())   # (the sketch is on the CPU: numpy's max is cheaper)
     d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
     Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
     ls = (M + 8) * _U + 8 * _U * (Z + math.log(M))                  # what one float32 log_softmax may be off by
-    top = torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)  # e numbers: the rest in numpy, cheaper
+    if kernel is None: top = torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)  # e numbers: the rest in numpy, cheaper
+    else: top = kernel(x.detach().float().contiguous().numpy(), sk.q.numpy(), sk.scale.numpy(), float(scale))  # one call, no [e, M] tensor
     return torch.from_numpy(np.minimum(top + (2 * d + 2 * ls), 0.))
 
 @patch
