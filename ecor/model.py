@@ -239,22 +239,20 @@ def product_roundoff(device) -> float: # the unit roundoff of float32 matrix pro
 def _top_log_softmax(x, q, scale, s): # x float32 [e, K], q int8 [M, K], scale float32 [M], s: float -> float64 [e]
     "max_m y[i, m] - logsumexp_m y[i, m] of y = s * scale[m] * (x[i] . q[m]): float32 products, the rest in float64."
     e, K = x.shape; M = q.shape[0]
-    y, row = np.empty((e, M), np.float64), np.empty(K, np.float32)
+    y = np.empty((e, M), np.float64)
     for m in range(M):
-        qm = q[m]
-        for k in range(K): row[k] = qm[k]                   # the row in float32 once, for every image
-        sm = np.float64(scale[m]) * s
+        qm, sm = q[m], np.float64(scale[m]) * s
         i = 0
-        while i + 4 <= e:                                    # four images a pass over the row
+        while i + 4 <= e:                                    # four images a pass over the row, converted in registers
             x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
             a0 = a1 = a2 = a3 = np.float32(0)
             for k in range(K):
-                r = row[k]; a0 += x0[k] * r; a1 += x1[k] * r; a2 += x2[k] * r; a3 += x3[k] * r
+                r = np.float32(qm[k]); a0 += x0[k] * r; a1 += x1[k] * r; a2 += x2[k] * r; a3 += x3[k] * r
             y[i, m], y[i + 1, m], y[i + 2, m], y[i + 3, m] = a0 * sm, a1 * sm, a2 * sm, a3 * sm
             i += 4
         while i < e:                                         # the last one to three
             xi, a = x[i], np.float32(0)
-            for k in range(K): a += xi[k] * row[k]
+            for k in range(K): a += xi[k] * np.float32(qm[k])
             y[i, m] = a * sm; i += 1
     out = np.empty(e, np.float64)
     for i in range(e):

@@ -50,6 +50,12 @@ the default for blocks of 1 MiB or more with a cache folder) against reading eve
     python tools/bench_read.py --search runs/bench_scale/<folder> --gallery imagenet --compare sketches \
         --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
 
+--compare compiled: the search with its sketch bounds from the compiled kernel (`compiled_top`, numba; the default on
+the CPU) against the same search bounding with torch (`sketch_bound(compiled=False)`); both must return the same top 5:
+
+    python tools/bench_read.py --search runs/bench_scale/<folder> --gallery imagenet --compare compiled \
+        --checkpoint runs/bench_scale/ckpt-default-cifar10/checkpoint-epoch3
+
 --compare slack times nothing: of the columns the bound admits for each photo, how many a tighter bound on
 max_c log P(c|R,I) would still admit: the exact maximum (an oracle), and the cap from each column's spread,
 log P(c|R,I) <= tau * max_c |t_cR - mean_c t_cR| - log C (Jensen: the mean of a column's scores is the score of its mean).
@@ -71,7 +77,7 @@ def main():
     ap.add_argument('--search', help='a gallery cache folder filled by tools/bench_scale.py: time whole searches instead')
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--checkpoint')
     ap.add_argument('--model', default='default', help="with --search: 'default' or 'clip' (bench_scale's random ViT-B/32)")
-    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack', 'sketches'), help='with --search: what to compare or count (see above)')
+    ap.add_argument('--compare', default='maps', choices=('maps', 'products', 'visits', 'floor', 'steps', 'slack', 'sketches', 'compiled'), help='with --search: what to compare or count (see above)')
     ap.add_argument('--widths', action='store_true', help='time wide matrix products against products of 8 (see above)')
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -145,11 +151,12 @@ def searches(args):
     if args.compare == 'floor': return floor(m, towers, rset, photos(32), args.repeats)
     if args.compare == 'steps': return steps(m, towers, rset, photos(32), args.repeats)
     if args.compare == 'slack': return slack(m, towers, rset, photos(32))
-    saved, grouped = cache._MAP_FROM, ecor.model.rows_independent
-    def setting(map_from, rows_independent):
-        def apply(): cache._MAP_FROM, ecor.model.rows_independent = map_from, rows_independent
+    saved, grouped, kernel = cache._MAP_FROM, ecor.model.rows_independent, ecor.model.compiled_top()
+    def setting(map_from, rows_independent, top=kernel):
+        def apply(): cache._MAP_FROM, ecor.model.rows_independent, ecor.model._KERNELS['top'] = map_from, rows_independent, top
         return apply
-    ways = ({f'mapped from {saved >> 10} KiB': setting(saved, grouped), 'mapped from 256 KiB': setting(1 << 18, grouped),
+    ways = ({'compiled': setting(saved, grouped), 'torch': setting(saved, grouped, None)} if args.compare == 'compiled' else
+            {f'mapped from {saved >> 10} KiB': setting(saved, grouped), 'mapped from 256 KiB': setting(1 << 18, grouped),
              'all read in': setting(1 << 62, grouped)} if args.compare == 'maps' else
             {'sketches': setting(saved, grouped), 'no sketches': setting(saved, grouped)} if args.compare == 'sketches' else
             {'wide products': setting(saved, grouped), 'products of 8': setting(saved, lambda M, K, dt, dev, width=8: width == 8 and grouped(M, K, dt, dev)),
@@ -164,6 +171,10 @@ def searches(args):
         med, times, last = alternate(tower, runs, args.repeats, lambda k: (ways[k](), m.gallery.clear_memory()))
     setting(saved, grouped)()
     print(' '.join(f'{k}: {med[k]:.2f} s' for k in med), '| each pass:', {k: [round(x, 2) for x in v] for k, v in times.items()})
+    if args.compare == 'compiled':
+        a, b = last['compiled'], last['torch']
+        assert all(torch.equal(x, y) for x, y in zip(a.top, b.top)), 'the two searches disagree'
+        print(f'same top 5; same entries computed and ruled out: {torch.equal(a.visited, b.visited) and torch.equal(a.ruled_out, b.ruled_out)}')
     if args.compare == 'sketches':
         a, b = last['sketches'], last['no sketches']
         assert all(torch.equal(x, y) for x, y in zip(a.top, b.top)), 'the two searches disagree'
