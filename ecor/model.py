@@ -262,6 +262,7 @@ def _top_log_softmax(x, q, scale, s): # x float32 [e, K], q int8 [M, K], scale f
     return out
 
 _KERNELS = {}  # compiled kernels, made on first use
+_COMPILED_ROWS = 12  # the most images `sketch_bound` scores with the kernel: above it, torch's matrix product is faster
 
 def compiled_top(): # `_top_log_softmax` compiled, or None where numba is not installed
     "`_top_log_softmax` compiled by numba (vectorised sums), its machine code cached on disk where numba finds a place."
@@ -278,13 +279,14 @@ def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
                  scale:float,  # the cosine scale `block_scores` multiplies by
                  xnorm:float|None=None,    # an upper bound of the rows' norms, if known; None: computed
                  roundoff:float|None=None, # `product_roundoff(x.device)`, if known
-                 compiled:bool=True, # on the CPU, the compiled kernel (`compiled_top`) where numba is installed; False: torch
+                 compiled:bool=True, # on the CPU, for up to `_COMPILED_ROWS` images, the compiled kernel (`compiled_top`) where
+                                     # numba is installed; False: torch
                 ) -> Tensor:   # float64 [e], >= max over the block of log_softmax(block_scores(x, block)), row by row
     "Upper bound of each image's largest log-softmax score against a block, from the block's sketch, rounding included."
     (e, K), M = x.shape, len(sk.q)
     if not e: return torch.zeros(0, dtype=torch.float64)
     g = K * (product_roundoff(x.device) if roundoff is None else roundoff); g = g / (1 - g)  # gamma_K of a K-term dot product
-    kernel = compiled_top() if compiled and x.device.type == 'cpu' else None
+    kernel = compiled_top() if compiled and x.device.type == 'cpu' and e <= _COMPILED_ROWS else None
     if kernel is None: y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
     xn = float(x.cpu().double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
     E, N = float(sk.err.numpy().max()), float(sk.norm.numpy().max())   # (the sketch is on the CPU: numpy's max is cheaper)
