@@ -271,7 +271,7 @@ def compiled_top(): # `_top_log_softmax` compiled, or None where numba is not in
         except ImportError: _KERNELS['top'] = None; return None
         opts = dict(fastmath={'reassoc', 'contract'}, nogil=True)   # reordered and fused sums only: no other shortcut
         try: _KERNELS['top'] = numba.njit(cache=True, **opts)(_top_log_softmax)
-        except RuntimeError: _KERNELS['top'] = numba.njit(**opts)(_top_log_softmax)  # defined where numba cannot cache (a notebook)
+        except RuntimeError: _KERNELS['top'] = numba.njit(**opts)(_top_log_softmax)  # no place to cache (e.g. source run by exec)
     return _KERNELS['top']
 
 def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
