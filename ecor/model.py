@@ -287,14 +287,15 @@ def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
     if not e: return torch.zeros(0, dtype=torch.float64)
     g = K * (product_roundoff(x.device) if roundoff is None else roundoff); g = g / (1 - g)  # gamma_K of a K-term dot product
     kernel = compiled_top() if compiled and x.device.type == 'cpu' and e <= _COMPILED_ROWS else None
-    if kernel is None: y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
+    if kernel is None:                                               # each image's largest sketched log-softmax value
+        y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
+        top = torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)  # e numbers: the rest in numpy, cheaper
+    else: top = kernel(x.detach().float().contiguous().numpy(), sk.q.numpy(), sk.scale.numpy(), float(scale))  # one call, no [e, M] tensor
     xn = float(x.cpu().double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
     E, N = float(sk.err.numpy().max()), float(sk.norm.numpy().max())   # (the sketch is on the CPU: numpy's max is cheaper)
     d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
     Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
     ls = (M + 8) * _U + 8 * _U * (Z + math.log(M))                  # what one float32 log_softmax may be off by
-    if kernel is None: top = torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)  # e numbers: the rest in numpy, cheaper
-    else: top = kernel(x.detach().float().contiguous().numpy(), sk.q.numpy(), sk.scale.numpy(), float(scale))  # one call, no [e, M] tensor
     return torch.from_numpy(np.minimum(top + (2 * d + 2 * ls), 0.))
 
 @patch
