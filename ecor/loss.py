@@ -33,6 +33,7 @@ class LossConfig:
     dror_positives: str = 'all'       # DROR: 'all' rationales of the category are right, or 'one' (DROR's original)
     all_positives: bool = False       # every right rationale of the batch's images joins the softmax over rationales
     hard_rationales: int = 0          # more rationales for that softmax, drawn by the model's own P(R|I) (see `method_loss`); 0: none
+    hard_per_image: int = 0           # each image's k most probable wrong rationales under the bank join that softmax surely; 0: none
     bank_softmax: bool = False        # that softmax over every rationale: the bank's scores beside the pool's, an unbiased gradient
     bank_refresh: int|None = 0        # rationales re-encoded (no gradient) into the bank each step, in turn; None: all of them
 
@@ -41,7 +42,7 @@ class LossConfig:
         if self.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={self.method!r}; expected one of {OBJECTIVES}')
         for f in ('anchors', 'neg_categories', 'neg_rationales', 'neg_pairs', 'max_categories'):
             self._count(f, 1, 'a positive integer or None (exact)')
-        self._count('hard_rationales', 0, 'an integer >= 0', none=False)
+        for f in ('hard_rationales', 'hard_per_image'): self._count(f, 0, 'an integer >= 0', none=False)
         self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
@@ -92,6 +93,7 @@ def draw_step(labels:Tensor,          # [B] category index of each image
               true_rationales:Tensor|None=None, # [B] known per-image rationale index, -1 when unknown
               generator:torch.Generator|None=None,
               hard_p:Tensor|None=None,  # [R] proposal of the hard rationales (sums to 1); used when cfg.hard_rationales
+              always:Tensor|None=None,  # [R] bool, rationales that join the pool surely (cfg.hard_per_image)
              ) -> StepGallery:
     "Draw a rationale per group, the anchors and the sampled entries of one step, with their inclusion probabilities."
     B, (C, R) = len(labels), membership.shape
@@ -117,6 +119,7 @@ def draw_step(labels:Tensor,          # [B] category index of each image
     rneg, rq = _choose(R, cfg.neg_rationales, generator)
     hq = torch.zeros(R)   # Poisson draws by the proposal: r joins with probability min(1, hard_rationales * hard_p[r])
     if cfg.hard_rationales and hard_p is not None and rq < 1: hq = (cfg.hard_rationales * hard_p.detach().float().cpu()).clamp(max=1.)
+    if always is not None and rq < 1: hq = torch.maximum(hq, always.cpu().float())  # h_r = 1: in every pool, log weight 0
     rneg = torch.unique(torch.cat([rneg, (torch.rand(R, generator=generator) < hq).nonzero()[:, 0]])) if hq.any() else rneg
     if cfg.all_positives:   # the batch's right rationales always, the sampled ones beside them
         inbatch = gpos.any(0)
@@ -211,13 +214,19 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     "Loss of `cfg.method` on one batch: exact or sampled softmaxes (see `LossConfig`)."
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
     (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
-    hard_p = None
-    if cfg.hard_rationales and 'r' in TERMS[m] and cfg.samples_rationales(R):  # the proposal: P(R|I) under the bank, the batch's right rationales left out
-        if bank is None: raise ValueError('LossConfig.hard_rationales needs `bank`, the rationale embeddings (LossModule keeps one)')
+    hard_p = always = None
+    if (cfg.hard_rationales or cfg.hard_per_image) and 'r' in TERMS[m] and cfg.samples_rationales(R):  # P(R|I) under the bank, the batch's right rationales left out
+        if bank is None:
+            f = 'hard_rationales' if cfg.hard_rationales else 'hard_per_image'
+            raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
         with torch.no_grad():
             s = (tau * img.detach() @ bank.T.to(dev)).float().masked_fill(membership[labels.cpu().long()].to(dev), float('-inf'))
-            hard_p = torch.softmax(s, -1).nan_to_num(0.).mean(0)
-    sg = draw_step(labels, membership, cfg, true_rationales, generator, hard_p)
+            if cfg.hard_rationales: hard_p = torch.softmax(s, -1).nan_to_num(0.).mean(0)  # the proposal: the batch's mean
+            if cfg.hard_per_image:  # each image's k highest-scoring wrong rationales
+                top = s.topk(min(cfg.hard_per_image, R), dim=1)
+                always = torch.zeros(R, dtype=torch.bool)
+                always[top.indices[top.values > float('-inf')].cpu()] = True
+    sg = draw_step(labels, membership, cfg, true_rationales, generator, hard_p, always)
     labels, terms, count = labels.cpu().long(), {}, [0]
     def enc(which, fillers):
         count[0] += len(fillers)

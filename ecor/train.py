@@ -129,12 +129,12 @@ class LossModule(nn.Module):
         self.model, self.rset, self.cfg = model, rset, cfg
         self.categories, self.rationales = list(rset.categories), list(rset.unique_rationales)
         self.register_buffer('membership', rset.membership.clone(), persistent=False)
-        self.bank, self.turn = None, 0  # every rationale's embedding (hard_rationales, bank_softmax): encoded once, then kept up to date
+        self.bank, self.turn = None, 0  # every rationale's embedding (hard_rationales, hard_per_image, bank_softmax): encoded once, then kept up to date
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
         cfg, R, fresh = self.cfg, len(self.rationales), None
-        if (cfg.hard_rationales or cfg.bank_softmax) and 'r' in TERMS[cfg.method] and cfg.samples_rationales(R):  # only a sampled rationale softmax reads it
+        if (cfg.hard_rationales or cfg.hard_per_image or cfg.bank_softmax) and 'r' in TERMS[cfg.method] and cfg.samples_rationales(R):  # only a sampled rationale softmax reads it
             whole = self.bank is None or cfg.bank_refresh is None    # the first step encodes the whole bank
             rows = torch.arange(R) if whole else (self.turn + torch.arange(min(cfg.bank_refresh, R))) % R
             fresh = len(rows)

@@ -6,6 +6,8 @@
     python tools/bench_sampled.py --datasets caltech101 --configs rationales-32 --out y.csv
     python tools/bench_sampled.py --configs all-positives --out z.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs exact-rationales --out e.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs rationales-128 --out r.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs hard-image-4 --out h.csv
 
 nbs/results/sampled_vs_exact.csv holds the test-photo runs of the commands above (09_train reads it).
 
@@ -21,6 +23,8 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - bank, bank-64, bank-all, bank-hard-16: the softmax over every rationale with an unbiased gradient (`LossConfig.bank_softmax`),
   the bank re-encoded 0, 64 or all rows a step (bank-hard-16: with hard-16's draws)
 - rationales-128, bank-all-128: 128 sampled rationales, log-Q corrected or with a bank re-encoded every step
+- hard-image-1, -2, -4: sampled, plus each image's 1, 2 or 4 most probable wrong rationales under the bank, in every pool
+  (`LossConfig.hard_per_image`)
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -41,6 +45,7 @@ and the runs that looked for what Caltech-101's gap is made of:
     python tools/bench_sampled.py --validation --threads 1 --configs bank-all-128,rationales-128 --datasets caltech101 --out r128.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 6e-3 --datasets caltech101 --out lr6.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 1.6e-2 --datasets caltech101 --out lr16.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs hard-image-4 --datasets caltech101 --out hi4.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -60,7 +65,9 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'bank': dict(bank_softmax=True), 'bank-64': dict(bank_softmax=True, bank_refresh=64),
            'bank-all': dict(bank_softmax=True, bank_refresh=None), 'bank-hard-16': dict(bank_softmax=True, hard_rationales=16),
            # 128 sampled rationales: log-Q corrected, or with the bank (refreshed whole every step)
-           'rationales-128': dict(neg_rationales=128), 'bank-all-128': dict(bank_softmax=True, bank_refresh=None, neg_rationales=128)}
+           'rationales-128': dict(neg_rationales=128), 'bank-all-128': dict(bank_softmax=True, bank_refresh=None, neg_rationales=128),
+           # each image's 1, 2 or 4 most probable wrong rationales under the bank in every pool (LossConfig.hard_per_image)
+           'hard-image-1': dict(hard_per_image=1), 'hard-image-2': dict(hard_per_image=2), 'hard-image-4': dict(hard_per_image=4)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
@@ -117,7 +124,7 @@ def main():
                 torch.manual_seed(seed)
                 m = ECOR(towers)
                 cfg = TrainConfig(LossConfig(**over), epochs=args.epochs, seed=seed, **({} if args.lr is None else dict(lr=args.lr)), progress=False, sample_from=1,  # the budgets
-                                  output_dir=f'/tmp/bench_sampled/{ds}-{name}-{seed}')                 # as given, any gallery size
+                                  output_dir=f'/tmp/bench_sampled/{"val-" if args.validation else ""}{ds}-{name}-{seed}')                 # as given, any gallery size
                 t0 = time.time()
                 hist = train(m, tr.feats, tr.labels, tr.rset, cfg)
                 secs = time.time() - t0
