@@ -46,6 +46,7 @@ and the runs that looked for what Caltech-101's gap is made of:
     python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 6e-3 --datasets caltech101 --out lr6.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 1.6e-2 --datasets caltech101 --out lr16.csv
     python tools/bench_sampled.py --validation --threads 1 --configs hard-image-4 --datasets caltech101 --out hi4.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs hard-image-1 --datasets caltech101 --out hi1.csv
 """
 from __future__ import annotations
 import argparse, time
