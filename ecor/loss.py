@@ -58,6 +58,11 @@ class LossConfig:
         "Does the softmax over rationales sample them (`neg_rationales` < R)? Only then do a bank or a proposal have a use."
         return self.neg_rationales is not None and self.neg_rationales < R
 
+    def reads_bank(self, R:int, # rationales in the gallery
+                  ) -> bool:    # True: a step reads (and updates) the bank of every rationale's embedding
+        "Does a step need the bank? Only for hard rationales or the bank softmax, in a sampled softmax over rationales."
+        return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax) and 'r' in TERMS[self.method] and self.samples_rationales(R)
+
 @dataclass
 class StepGallery:
     "One step's sampled gallery: each image's right rationales and draw, the sampled entries and their log-Q corrections."
@@ -214,11 +219,11 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     "Loss of `cfg.method` on one batch: exact or sampled softmaxes (see `LossConfig`)."
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
     (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
+    if cfg.reads_bank(R) and bank is None:
+        f = next(f for f in ('hard_rationales', 'hard_per_image', 'bank_softmax') if getattr(cfg, f))
+        raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
     hard_p = always = None
-    if (cfg.hard_rationales or cfg.hard_per_image) and 'r' in TERMS[m] and cfg.samples_rationales(R):  # P(R|I) under the bank, the batch's right rationales left out
-        if bank is None:
-            f = 'hard_rationales' if cfg.hard_rationales else 'hard_per_image'
-            raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
+    if cfg.reads_bank(R) and (cfg.hard_rationales or cfg.hard_per_image):  # P(R|I) under the bank, the batch's right rationales left out
         with torch.no_grad():
             s = (tau * img.detach() @ bank.T.to(dev)).float().masked_fill(membership[labels.cpu().long()].to(dev), float('-inf'))
             if cfg.hard_rationales: hard_p = torch.softmax(s, -1).nan_to_num(0.).mean(0)  # the proposal: the batch's mean
@@ -237,7 +242,6 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if 'r' in TERMS[m]:                  # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
         if cfg.bank_softmax and cfg.samples_rationales(R):  # every rationale: the bank's scores, the pool's fresh ones reweighted
-            if bank is None: raise ValueError('LossConfig.bank_softmax needs `bank`, the rationale embeddings (LossModule keeps one)')
             terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype), sg.rats.to(dev), torch.exp(-sg.rat_logw).to(dev),
                                                    sg.positives.to(dev), tau)
         else: terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))

@@ -17,7 +17,7 @@ from accelerate.utils import parse_flag_from_env
 from .rationales import RationaleSet
 from .towers import ImageTower
 from .model import ECOR, file_digest, checkpoint_problem, latest_checkpoint, _CHECKPOINT
-from .loss import TERMS, LossConfig, method_loss
+from .loss import LossConfig, method_loss
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'subset_key', 'feature_key',
@@ -134,7 +134,7 @@ class LossModule(nn.Module):
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
         cfg, R, fresh = self.cfg, len(self.rationales), None
-        if (cfg.hard_rationales or cfg.hard_per_image or cfg.bank_softmax) and 'r' in TERMS[cfg.method] and cfg.samples_rationales(R):  # only a sampled rationale softmax reads it
+        if cfg.reads_bank(R):  # only a sampled rationale softmax reads it (hard rationales, the bank softmax)
             whole = self.bank is None or cfg.bank_refresh is None    # the first step encodes the whole bank
             rows = torch.arange(R) if whole else (self.turn + torch.arange(min(cfg.bank_refresh, R))) % R
             fresh = len(rows)
