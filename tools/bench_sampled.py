@@ -25,6 +25,7 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - rationales-128, bank-all-128: 128 sampled rationales, log-Q corrected or with a bank re-encoded every step
 - hard-image-1, -2, -4: sampled, plus each image's 1, 2 or 4 most probable wrong rationales under the bank, in every pool
   (`LossConfig.hard_per_image`)
+- bank-hard-image-1, -4: the same draws inside `bank_softmax` (the softmax over every rationale, an unbiased gradient)
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -47,6 +48,7 @@ and the runs that looked for what Caltech-101's gap is made of:
     python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 1.6e-2 --datasets caltech101 --out lr16.csv
     python tools/bench_sampled.py --validation --threads 1 --configs hard-image-4 --datasets caltech101 --out hi4.csv
     python tools/bench_sampled.py --validation --threads 1 --configs hard-image-1 --datasets caltech101 --out hi1.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs bank-hard-image-1,bank-hard-image-4 --datasets caltech101 --out bhi.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -68,7 +70,9 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            # 128 sampled rationales: log-Q corrected, or with the bank (refreshed whole every step)
            'rationales-128': dict(neg_rationales=128), 'bank-all-128': dict(bank_softmax=True, bank_refresh=None, neg_rationales=128),
            # each image's 1, 2 or 4 most probable wrong rationales under the bank in every pool (LossConfig.hard_per_image)
-           'hard-image-1': dict(hard_per_image=1), 'hard-image-2': dict(hard_per_image=2), 'hard-image-4': dict(hard_per_image=4)}
+           'hard-image-1': dict(hard_per_image=1), 'hard-image-2': dict(hard_per_image=2), 'hard-image-4': dict(hard_per_image=4),
+           # the same, inside the bank softmax: each image's confusers with their exact gradient, the rest unbiased
+           'bank-hard-image-1': dict(bank_softmax=True, hard_per_image=1), 'bank-hard-image-4': dict(bank_softmax=True, hard_per_image=4)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
