@@ -1,6 +1,6 @@
 """Does training with sampled softmaxes reach the accuracy of the exact softmax? ECOR on CIFAR-10 and Caltech-101, 3 seeds.
 
-    python tools/bench_sampled.py --threads 1     # sampled, exact-anchored, exact on CIFAR-10 and Caltech-101 (about 40 minutes on 2 cores)
+    python tools/bench_sampled.py --threads 1     # sampled, exact-anchored, exact on CIFAR-10 and Caltech-101 (about 1 h 15 min on one core)
 
 nbs/results/sampled_vs_exact.csv holds the test-photo runs of these commands, each process on one torch thread (09_train
 reads it; two at a time, about 1 h 40 min on 2 cores):
