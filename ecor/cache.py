@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_cache.ipynb #de5745f5
 from __future__ import annotations
-import errno, hashlib, json, os, threading, warnings, weakref
+import ctypes, errno, hashlib, json, os, sys, threading, time, warnings, weakref
 import xxhash
 from collections import OrderedDict
 from pathlib import Path
@@ -15,8 +15,8 @@ from torch import nn, Tensor
 from safetensors.torch import save as st_save
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'SKETCH', 'tensor_digest', 'digest', 'module_digest', 'fsync_dir', 'atomic_write', 'Sketch',
-           'sketch_block', 'GalleryCache']
+__all__ = ['CACHE_VERSION', 'SKETCH', 'tensor_digest', 'digest', 'module_digest', 'fsync_dir', 'atomic_write', 'trim_heap',
+           'Sketch', 'sketch_block', 'GalleryCache']
 
 # %% ../nbs/03a_cache.ipynb #e4d07e65
 CACHE_VERSION = 2  # bump when the stored format or what a namespace means changes (2: XXH3 digests and checksums)
@@ -70,6 +70,21 @@ def atomic_write(path:str|Path,  # the file to (over)write
         tmp.unlink(missing_ok=True); raise
     fsync_dir(path.parent)
     return path
+
+# %% ../nbs/03a_cache.ipynb #dde8bf06
+_TRIM = []            # glibc's `malloc_trim`, looked up on first use ([None] where the C library has none)
+_TRIM_AFTER_S = 0.25  # seconds: computing a block this long or longer is followed by `trim_heap`
+
+def trim_heap() -> bool: # True where the C library was asked to give its free pages back (glibc), False where it cannot be
+    "Give the C heap's free pages back to the system (glibc's `malloc_trim(0)`): RSS is then what is in use, not a high-water mark."
+    if not _TRIM:
+        try: f = ctypes.CDLL(None).malloc_trim if sys.platform.startswith('linux') else None
+        except (OSError, AttributeError): f = None    # no C library to open, or one without `malloc_trim` (musl)
+        if f is not None: f.argtypes, f.restype = [ctypes.c_size_t], ctypes.c_int
+        _TRIM.append(f)
+    if _TRIM[0] is None: return False
+    _TRIM[0](0)
+    return True
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00
 _MAP_FROM = 1 << 20  # bytes: a file this big or bigger is memory-mapped, a smaller one read
@@ -269,6 +284,7 @@ class GalleryCache:
         t = self._read(path, key, n) if path is not None else None
         if t is not None: t = t['embeds']; self.stats['disk'] += 1
         else:
+            t0 = time.perf_counter()
             t = compute().detach().to('cpu', self.dtype).contiguous()
             if t.ndim != 2 or len(t) != n: raise ValueError(f'gallery cache: computed block has shape {tuple(t.shape)}, expected {n} rows')
             if not torch.isfinite(t).all():
@@ -277,6 +293,7 @@ class GalleryCache:
             self.stats['computed'] += 1; self.stats['rows_computed'] += n
             if path is not None and self._writable: self._write(path, key, {'embeds': t})
             if with_sketch and path is not None: self._keep_sketch(namespace, key, t)   # memory only: made when asked for
+            if time.perf_counter() - t0 >= _TRIM_AFTER_S: trim_heap()   # the encoding's temporaries, back to the system
         self._remember(k, t)
         return t
 
