@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_cache.ipynb #de5745f5
 from __future__ import annotations
-import ctypes, errno, hashlib, json, os, sys, threading, time, warnings, weakref
+import ctypes, errno, functools, hashlib, json, os, sys, threading, time, warnings, weakref
 import xxhash
 from collections import OrderedDict
 from pathlib import Path
@@ -72,18 +72,19 @@ def atomic_write(path:str|Path,  # the file to (over)write
     return path
 
 # %% ../nbs/03a_cache.ipynb #dde8bf06
-_TRIM = []            # glibc's `malloc_trim`, looked up on first use ([None] where the C library has none)
 _TRIM_AFTER_S = 0.25  # seconds: computing a block this long or longer is followed by `trim_heap`
+
+@functools.cache
+def _malloc_trim(): # glibc's `malloc_trim`, looked up once; None where the C library has none
+    try: f = ctypes.CDLL(None).malloc_trim if sys.platform.startswith('linux') else None
+    except (OSError, AttributeError): return None    # no C library to open, or one without `malloc_trim` (musl)
+    if f is not None: f.argtypes, f.restype = [ctypes.c_size_t], ctypes.c_int
+    return f
 
 def trim_heap() -> bool: # True where the C library was asked to give its free pages back (glibc), False where it cannot be
     "Give the C heap's free pages back to the system (glibc's `malloc_trim(0)`): RSS is then what is in use, not a high-water mark."
-    if not _TRIM:
-        try: f = ctypes.CDLL(None).malloc_trim if sys.platform.startswith('linux') else None
-        except (OSError, AttributeError): f = None    # no C library to open, or one without `malloc_trim` (musl)
-        if f is not None: f.argtypes, f.restype = [ctypes.c_size_t], ctypes.c_int
-        _TRIM.append(f)
-    if _TRIM[0] is None: return False
-    _TRIM[0](0)
+    if (f := _malloc_trim()) is None: return False
+    f(0)
     return True
 
 # %% ../nbs/03a_cache.ipynb #fbb1da00

@@ -98,7 +98,7 @@ def rss_compare(args):
 
 
 def speed(args):
-    import torch, statistics
+    import torch
     from ecor.cache import trim_heap
     m, _, cats, rats = model_and_gallery(args.gallery, args.checkpoint)
     tot, n = {True: 0., False: 0.}, {True: 0, False: 0}
