@@ -133,10 +133,11 @@ def main():
             over = CONFIGS[name]
             if name == 'exact' and ds != 'cifar10': continue
             for seed in map(int, args.seeds.split(',')):
+                tag = (f'-lr{args.lr:g}' if args.lr is not None else '') + (f'-epochs{args.epochs}' if args.epochs != 4 else '')  # runs side by side
                 torch.manual_seed(seed)
                 m = ECOR(towers)
                 cfg = TrainConfig(LossConfig(**over), epochs=args.epochs, seed=seed, **({} if args.lr is None else dict(lr=args.lr)), progress=False, sample_from=1,  # the budgets
-                                  output_dir=f'/tmp/bench_sampled/{"val-" if args.validation else ""}{ds}-{name}-{seed}')                 # as given, any gallery size
+                                  output_dir=f'/tmp/bench_sampled/{"val-" if args.validation else ""}{ds}-{name}-{seed}{tag}')            # as given, any gallery size
                 t0 = time.time()
                 hist = train(m, tr.feats, tr.labels, tr.rset, cfg)
                 secs = time.time() - t0
