@@ -123,6 +123,7 @@ def main():
     from ecor.train import TrainConfig, train
     towers = default_towers()
     rows = []
+    tag = (f'-lr{args.lr:g}' if args.lr is not None else '') + (f'-epochs{args.epochs}' if args.epochs != 4 else '')  # own folders: runs side by side
     for ds in args.datasets.split(','):
         (dtr, str_), (dte, ste) = DATA[ds]
         if args.validation: tr, te = validation_splits(towers, ds, args.cache_dir)
@@ -133,7 +134,6 @@ def main():
             over = CONFIGS[name]
             if name == 'exact' and ds != 'cifar10': continue
             for seed in map(int, args.seeds.split(',')):
-                tag = (f'-lr{args.lr:g}' if args.lr is not None else '') + (f'-epochs{args.epochs}' if args.epochs != 4 else '')  # runs side by side
                 torch.manual_seed(seed)
                 m = ECOR(towers)
                 cfg = TrainConfig(LossConfig(**over), epochs=args.epochs, seed=seed, **({} if args.lr is None else dict(lr=args.lr)), progress=False, sample_from=1,  # the budgets
