@@ -13,7 +13,7 @@ from .definition import NEEDS, Factorisation
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'bank_rationale_ce',
-           'method_loss']
+           'method_loss', 'bank_gradients', 'inclusion']
 
 # %% ../nbs/05_loss.ipynb #17269e08
 OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
@@ -36,13 +36,15 @@ class LossConfig:
     hard_per_image: int = 0           # each image's k most probable wrong rationales under the bank join that softmax surely; 0: none
     bank_softmax: bool = False        # that softmax over every rationale: the bank's scores beside the pool's, an unbiased gradient
     bank_refresh: int|None = 0        # rationales re-encoded (no gradient) into the bank each step, in turn; None: all of them
+    grad_rationales: int = 0          # that softmax's pool: about this many rationales, each drawn with probability ~ its gradient under the bank; 0: uniform
+    control_medoids: int = 0          # rationales encoded a step as control variates: the others' gradients through their nearest one; 0: none
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
         if self.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={self.method!r}; expected one of {OBJECTIVES}')
         for f in ('anchors', 'neg_categories', 'neg_rationales', 'neg_pairs', 'max_categories'):
             self._count(f, 1, 'a positive integer or None (exact)')
-        for f in ('hard_rationales', 'hard_per_image'): self._count(f, 0, 'an integer >= 0', none=False)
+        for f in ('hard_rationales', 'hard_per_image', 'grad_rationales', 'control_medoids'): self._count(f, 0, 'an integer >= 0', none=False)
         self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
@@ -60,8 +62,9 @@ class LossConfig:
 
     def reads_bank(self, R:int, # rationales in the gallery
                   ) -> bool:    # True: a step reads (and updates) the bank of every rationale's embedding
-        "Does a step need the bank? Only for hard rationales or the bank softmax, in a sampled softmax over rationales."
-        return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax) and 'r' in TERMS[self.method] and self.samples_rationales(R)
+        "Does a step need the bank? For hard rationales, the bank softmax, a pool drawn by the gradient or medoids, in a sampled softmax over rationales."
+        return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax or self.grad_rationales or self.control_medoids
+                    ) and 'r' in TERMS[self.method] and self.samples_rationales(R)
 
 @dataclass
 class StepGallery:
@@ -220,7 +223,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
     (C, R), dev, tau, m = membership.shape, img.device, model.cosine_scale, cfg.method
     if cfg.reads_bank(R) and bank is None:
-        f = next(f for f in ('hard_rationales', 'hard_per_image', 'bank_softmax') if getattr(cfg, f))
+        f = next(f for f in ('hard_rationales', 'hard_per_image', 'bank_softmax', 'grad_rationales', 'control_medoids') if getattr(cfg, f))
         raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
     hard_p = always = None
     if cfg.reads_bank(R) and (cfg.hard_rationales or cfg.hard_per_image):  # P(R|I) under the bank, the batch's right rationales left out
@@ -239,7 +242,26 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if 'c' in TERMS[m]:                  # -log P(c*|I)
         t = enc('c', [dict(category=categories[c]) for c in sg.cats])
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
-    if 'r' in TERMS[m]:                  # -log P(R*|I)
+    if 'r' in TERMS[m] and (cfg.grad_rationales or cfg.control_medoids) and cfg.samples_rationales(R):
+        pos_all, bk = sg.positives.to(dev), bank.to(dev)
+        g = bank_gradients(img, bk, pos_all, tau)                      # [R, dim], at the bank
+        if cfg.grad_rationales:                                        # Poisson draws, probability ~ |gradient|
+            pi = inclusion(g.norm(dim=1).cpu(), cfg.grad_rationales)
+            rats_ = (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
+        else: rats_, pi = sg.rats, torch.zeros(R).index_copy_(0, sg.rats, torch.exp(-sg.rat_logw))
+        t = enc('r', [dict(rationale=rationales[r]) for r in rats_])
+        terms['rationale'] = bank_rationale_ce(img, t, bk.to(t.dtype).clone(), rats_.to(dev), pi[rats_].to(dev), pos_all, tau)
+        if cfg.control_medoids:   # E[sum over the pool of g_r/pi_r] = sum of all g_r: a term of mean 0 through the medoids' prompts
+            med = _choose(R, cfg.control_medoids, generator)[0]
+            near = (bk.float() @ bk[med.to(dev)].float().T).argmax(1)     # each rationale's nearest medoid
+            w = g[rats_.to(dev)] / pi[rats_].to(dev, g.dtype)[:, None]
+            cvec = torch.zeros(len(med), g.shape[1], device=dev, dtype=g.dtype).index_add_(0, near, g).index_add_(0, near[rats_.to(dev)], -w)
+            tm = enc('r', [dict(rationale=rationales[r]) for r in med])
+            cv = (tm.float() * cvec).sum()
+            terms['rationale'] = terms['rationale'] + (cv - cv.detach())
+            bank[med.to(bank.device)] = tm.detach().to(bank.device, bank.dtype)
+        bank[rats_.to(bank.device)] = t.detach().to(bank.device, bank.dtype)
+    elif 'r' in TERMS[m]:                  # -log P(R*|I)
         t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
         if cfg.bank_softmax and cfg.samples_rationales(R):  # every rationale: the bank's scores, the pool's fresh ones reweighted
             terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype), sg.rats.to(dev), torch.exp(-sg.rat_logw).to(dev),
@@ -259,3 +281,25 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     terms['loss'] = sum(terms.values())
     terms['prompts'] = torch.tensor(float(count[0]))
     return terms
+
+# %% ../nbs/05_loss.ipynb #7d61aba1
+def bank_gradients(img:Tensor, bank:Tensor, positive:Tensor, tau:float|Tensor) -> Tensor: # [R, dim]
+    "The gradient of the rationale term -log P(R*|I) with respect to each rationale's embedding, at the bank."
+    b = bank.detach().float().requires_grad_()
+    with torch.enable_grad(): loss = multi_positive_ce(float(tau) * img.detach().float() @ b.T, positive)
+    return torch.autograd.grad(loss, b)[0]
+
+def inclusion(size:Tensor, # [R] >= 0, what each entry's inclusion probability is proportional to
+              n:float,     # expected sample size
+             ) -> Tensor:  # [R] inclusion probabilities min(1, k size_r), summing to min(n, R)
+    "Inclusion probabilities proportional to `size`, capped at 1, with expected total `n`."
+    pi, free = torch.zeros_like(size, dtype=torch.float), torch.ones(len(size), dtype=torch.bool)
+    if n >= len(size): return torch.ones_like(pi)
+    size = size.float() + size.float().mean() * 1e-3 + 1e-12      # every entry a chance: Horvitz-Thompson needs it
+    for _ in range(len(size)):
+        left = n - (~free).sum()
+        pi[free] = left * size[free] / size[free].sum()
+        over = free & (pi >= 1)
+        if not over.any(): break
+        pi[over] = 1.; free &= ~over
+    return pi.clamp(max=1.)

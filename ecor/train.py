@@ -129,7 +129,7 @@ class LossModule(nn.Module):
         self.model, self.rset, self.cfg = model, rset, cfg
         self.categories, self.rationales = list(rset.categories), list(rset.unique_rationales)
         self.register_buffer('membership', rset.membership.clone(), persistent=False)
-        self.bank, self.turn = None, 0  # every rationale's embedding (hard_rationales, hard_per_image, bank_softmax): encoded once, then kept up to date
+        self.bank, self.turn = None, 0  # every rationale's embedding, for the losses that read it (`LossConfig.reads_bank`): encoded once, then kept up to date
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)

@@ -11,6 +11,8 @@ reads it; two at a time, about 1 h 40 min on 2 cores):
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs exact-rationales --out e.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs rationales-128 --out r.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs hard-image-4 --out h.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-72-cv-32 --out g.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-56 --out g56.csv
 
 --threads 1 is part of the recipe: with another thread count torch sums in another order, and a run can end elsewhere
 by about the seed noise (CIFAR-10 exact-anchored, seed 1: DROR RR 0.398 on torch's default 2 threads, 0.357 on one). Of
@@ -33,6 +35,9 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - hard-image-1, -2, -4: sampled, plus each image's 1, 2 or 4 most probable wrong rationales under the bank, in every pool
   (`LossConfig.hard_per_image`)
 - bank-hard-image-1, -4: the same draws inside `bank_softmax` (the softmax over every rationale, an unbiased gradient)
+- grad-56: the bank softmax over a pool of about 56 rationales, each drawn with probability ~ its gradient under the
+  bank (`LossConfig.grad_rationales`); cv-32: the uniform pool with 32 medoid control variates
+  (`LossConfig.control_medoids`); grad-40-cv-32, grad-72-cv-32: both
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -56,6 +61,13 @@ and the runs that looked for what Caltech-101's gap is made of:
     python tools/bench_sampled.py --validation --threads 1 --configs hard-image-4 --datasets caltech101 --out hi4.csv
     python tools/bench_sampled.py --validation --threads 1 --configs hard-image-1 --datasets caltech101 --out hi1.csv
     python tools/bench_sampled.py --validation --threads 1 --configs bank-hard-image-1,bank-hard-image-4 --datasets caltech101 --out bhi.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 1e-3 --datasets caltech101 --out lr1.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sampled --lr 5e-4 --datasets caltech101 --out lr05.csv
+
+and the runs that chose the pool drawn by the gradient, with medoid control variates (grad-72-cv-32), for the test photos:
+
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-72-cv-32 --datasets caltech101 --out g.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-56 --datasets caltech101 --out g56.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -79,7 +91,10 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            # each image's 1, 2 or 4 most probable wrong rationales under the bank in every pool (LossConfig.hard_per_image)
            'hard-image-1': dict(hard_per_image=1), 'hard-image-2': dict(hard_per_image=2), 'hard-image-4': dict(hard_per_image=4),
            # the same, inside the bank softmax: each image's confusers with their exact gradient, the rest unbiased
-           'bank-hard-image-1': dict(bank_softmax=True, hard_per_image=1), 'bank-hard-image-4': dict(bank_softmax=True, hard_per_image=4)}
+           'bank-hard-image-1': dict(bank_softmax=True, hard_per_image=1), 'bank-hard-image-4': dict(bank_softmax=True, hard_per_image=4),
+           # the pool drawn by each rationale's gradient under the bank, and medoid control variates (LossConfig.grad_rationales, control_medoids)
+           'grad-56': dict(grad_rationales=56), 'cv-32': dict(control_medoids=32),
+           'grad-40-cv-32': dict(grad_rationales=40, control_medoids=32), 'grad-72-cv-32': dict(grad_rationales=72, control_medoids=32)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 

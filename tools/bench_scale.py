@@ -3,6 +3,8 @@
     python tools/bench_scale.py                      # everything (about an hour on 2 CPU cores)
     python tools/bench_scale.py --parts train        # training steps only
     python tools/bench_scale.py --models default     # the embedded default model only
+    python tools/bench_scale.py --parts train --models default --Cs 100,997 --loss '{"grad_rationales": 72, "control_medoids": 32}'
+                                                     # ECOR's steps with other LossConfig fields (a bank, when they read one)
     python tools/bench_scale.py --parts explain --models clip --galleries imagenet --prompts trained --synthetic_pairs 0.3
                                                      # warm cost of a full-size CLIP on ImageNet, stand-in pair embeddings
 
@@ -68,7 +70,7 @@ def photos(n: int, dataset: str = 'caltech101'):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int = 11) -> dict:
+def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int = 11, loss: str = '') -> dict:
     """ECOR (the training defaults: exact below 11 categories, sampled above) and CoOp (full softmax) steps on one batch of 32 photos, one process, interleaved.
 
     Two definitions of a step, both reported: on cached image features (what `ecor.train.train` runs) and from pixels
@@ -86,17 +88,22 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
     cats, rats, mem = rset.categories, rset.unique_rationales, rset.membership
     from ecor.train import TrainConfig
-    cfgs = {k: TrainConfig(LossConfig(k), sample_from=sample_from).loss_config(len(cats)) for k in ('coop', 'ecor')}  # what `ecor.train.train` runs
+    over = json.loads(loss) if loss else {}  # --loss: other LossConfig fields for ECOR
+    cfgs = {k: TrainConfig(LossConfig(k, **(over if k == 'ecor' else {})), sample_from=sample_from).loss_config(len(cats)) for k in ('coop', 'ecor')}  # what `ecor.train.train` runs
     models = {k: ECOR(towers) for k in cfgs}
+    banks = {k: None for k in cfgs}    # a loss that reads the bank: every rationale encoded once, before the timed steps (as LossModule does)
+    for k, c in cfgs.items():
+        if c.reads_bank(len(rats)):
+            with torch.no_grad(): banks[k] = models[k].text_embeds('r', [dict(rationale=r) for r in rats], cache=False)
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3) for k, m in models.items()}
     g = torch.Generator().manual_seed(1)
     def step(k, pixels):
         m = models[k]
         img = m.image_embeds(pixel_values=px) if pixels else m.image_embeds(features=feats)
-        terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g)
+        terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g, bank=banks[k])
         opts[k].zero_grad(); terms['loss'].backward(); opts[k].step()
         return int(terms['prompts'])
-    out = dict(model=model_name, C=C, R=len(rats))
+    out = dict(model=model_name, C=C, R=len(rats), **({'loss': loss} if loss else {}))
     base = rss_mb()
     for pixels in (False, True):
         wall, cpu, prompts = {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}
@@ -238,7 +245,7 @@ def child(args) -> None:
     import torch
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    if args.job == 'train': res = train_step(args.model, args.C, work, args.steps, args.sample_from)
+    if args.job == 'train': res = train_step(args.model, args.C, work, args.steps, args.sample_from, args.loss)
     elif args.job == 'peak': res = step_peak(args.model, args.C, work, args.method)
     elif args.job == 'ckpt': res = dict(checkpoint=train_checkpoint(args.model, args.gallery, work))
     else: res = explain_run(args.model, args.gallery, work, Path(args.cache), args.images, args.phase, args.checkpoint, args.max_cold_s,
@@ -265,6 +272,7 @@ def main():
     ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--Cs', default='10,100,997', help='category counts of the training-step part')
     ap.add_argument('--sample_from', type=int, default=11, help='TrainConfig.sample_from: galleries with fewer categories train exactly (1: always sample)')
+    ap.add_argument('--loss', default='', help='other LossConfig fields for ECOR\'s steps, as JSON (e.g. \'{"grad_rationales": 72}\'); default: the defaults')
     ap.add_argument('--job'); ap.add_argument('--method', default='ecor'); ap.add_argument('--model', default='default'); ap.add_argument('--C', type=int, default=10)
     ap.add_argument('--gallery', default='imagenet'); ap.add_argument('--phase', default='cold'); ap.add_argument('--cache')
     ap.add_argument('--checkpoint', default=''); ap.add_argument('--images', type=int, default=32)
@@ -294,7 +302,8 @@ def main():
         rows = []
         for model in models:
             for C in map(int, args.Cs.split(',')):
-                rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps, '--sample_from', args.sample_from))
+                rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps, '--sample_from', args.sample_from,
+                                *(('--loss', args.loss) if args.loss else ())))
                 print(md(rows[-1:], list(rows[-1])), flush=True)
         print(f'\n## Training step: ECOR (training defaults, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
         print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
