@@ -242,32 +242,28 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if 'c' in TERMS[m]:                  # -log P(c*|I)
         t = enc('c', [dict(category=categories[c]) for c in sg.cats])
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
-    if 'r' in TERMS[m] and (cfg.grad_rationales or cfg.control_medoids) and cfg.samples_rationales(R):
-        pos_all, bk = sg.positives.to(dev), bank.to(dev)
-        g = bank_gradients(img, bk, pos_all, tau)                      # [R, dim], at the bank
-        if cfg.grad_rationales:                                        # Poisson draws, probability ~ |gradient|
+    if 'r' in TERMS[m]:                  # -log P(R*|I)
+        rats, incl, g = sg.rats, torch.exp(-sg.rat_logw), None     # the pool and each member's inclusion probability
+        whole = cfg.reads_bank(R) and bool(cfg.bank_softmax or cfg.grad_rationales or cfg.control_medoids)  # a softmax over every rationale
+        if whole and (cfg.grad_rationales or cfg.control_medoids): g = bank_gradients(img, bank.to(dev), sg.positives.to(dev), tau)  # [R, dim]
+        if g is not None and cfg.grad_rationales:                 # the pool: Poisson draws, probability ~ |gradient|
             pi = inclusion(g.norm(dim=1).cpu(), cfg.grad_rationales)
-            rats_ = (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
-        else: rats_, pi = sg.rats, torch.zeros(R).index_copy_(0, sg.rats, torch.exp(-sg.rat_logw))
-        t = enc('r', [dict(rationale=rationales[r]) for r in rats_])
-        terms['rationale'] = bank_rationale_ce(img, t, bk.to(t.dtype).clone(), rats_.to(dev), pi[rats_].to(dev), pos_all, tau)
-        if cfg.control_medoids:   # E[sum over the pool of g_r/pi_r] = sum of all g_r: a term of mean 0 through the medoids' prompts
-            med = _choose(R, cfg.control_medoids, generator)[0]
-            near = (bk.float() @ bk[med.to(dev)].float().T).argmax(1)     # each rationale's nearest medoid
-            w = g[rats_.to(dev)] / pi[rats_].to(dev, g.dtype)[:, None]
-            cvec = torch.zeros(len(med), g.shape[1], device=dev, dtype=g.dtype).index_add_(0, near, g).index_add_(0, near[rats_.to(dev)], -w)
+            rats = (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
+            incl = pi[rats]
+        t = enc('r', [dict(rationale=rationales[r]) for r in rats])
+        if whole:  # the bank's scores, the pool's fresh ones reweighted (a copy of the bank: the step writes to it below)
+            terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype).clone(), rats.to(dev), incl.to(dev), sg.positives.to(dev), tau)
+        else: terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, rats].to(dev), sg.rat_logw.to(dev))
+        if g is not None and cfg.control_medoids:  # E[sum over the pool of g_r/pi_r] = sum of all g_r: a term of mean 0 through the medoids' prompts
+            med, bk = _choose(R, cfg.control_medoids, generator)[0], bank.to(dev).float()
+            near = (bk @ bk[med.to(dev)].T).argmax(1)                 # each rationale's nearest medoid
+            w = g[rats.to(dev)] / incl.to(dev, g.dtype)[:, None]
+            cvec = torch.zeros(len(med), g.shape[1], device=dev, dtype=g.dtype).index_add_(0, near, g).index_add_(0, near[rats.to(dev)], -w)
             tm = enc('r', [dict(rationale=rationales[r]) for r in med])
             cv = (tm.float() * cvec).sum()
             terms['rationale'] = terms['rationale'] + (cv - cv.detach())
             bank[med.to(bank.device)] = tm.detach().to(bank.device, bank.dtype)
-        bank[rats_.to(bank.device)] = t.detach().to(bank.device, bank.dtype)
-    elif 'r' in TERMS[m]:                  # -log P(R*|I)
-        t = enc('r', [dict(rationale=rationales[r]) for r in sg.rats])
-        if cfg.bank_softmax and cfg.samples_rationales(R):  # every rationale: the bank's scores, the pool's fresh ones reweighted
-            terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype), sg.rats.to(dev), torch.exp(-sg.rat_logw).to(dev),
-                                                   sg.positives.to(dev), tau)
-        else: terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, sg.rats].to(dev), sg.rat_logw.to(dev))
-        if bank is not None: bank[sg.rats.to(bank.device)] = t.detach().to(bank.device, bank.dtype)
+        if bank is not None: bank[rats.to(bank.device)] = t.detach().to(bank.device, bank.dtype)
     if 'pair' in TERMS[m]:               # the pair term of the anchor images
         name = {'ecor': 'category_given_rationale', 'ecor-inverted': 'rationale_given_category', 'dror': 'pair'}[m]
         a = sg.anchor.nonzero()[:, 0]
