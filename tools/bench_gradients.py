@@ -15,6 +15,7 @@ the exact one (how noisy a single step is).
 - cv-32: the default's draws, `bank_softmax` with 32 medoid control variates (`LossConfig.control_medoids`)
 - grad-56: about 56 rationales drawn with probability ~ their gradient under the bank (`LossConfig.grad_rationales`)
 - grad-40-cv-32, grad-72-cv-32: 40 (72) drawn by their gradient, and 32 medoids
+- grad-40-cv-16, grad-48-cv-8: the same, sized to a step of at most 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
 Also printed: the prompts a step encodes, every term of the ECOR loss counted (the pair term's too).
 """
 from __future__ import annotations
@@ -57,7 +58,9 @@ def main():
                       ('bank-128', LossConfig(bank_softmax=True, neg_rationales=128)),
                       ('cv-32', LossConfig(control_medoids=32)), ('grad-56', LossConfig(grad_rationales=56)),
                       ('grad-40-cv-32', LossConfig(grad_rationales=40, control_medoids=32)),
-                      ('grad-72-cv-32', LossConfig(grad_rationales=72, control_medoids=32))]:
+                      ('grad-72-cv-32', LossConfig(grad_rationales=72, control_medoids=32)),
+                      ('grad-40-cv-16', LossConfig(grad_rationales=40, control_medoids=16)),
+                      ('grad-48-cv-8', LossConfig(grad_rationales=48, control_medoids=8))]:
         if names and name not in names: continue
         gen = torch.Generator().manual_seed(1)
         runs = [grad(cfg, bank.clone() if cfg.reads_bank(len(rats)) else None, gen) for _ in range(args.draws)]

@@ -13,6 +13,7 @@ reads it; two at a time, about 1 h 40 min on 2 cores):
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs hard-image-4 --out h.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-72-cv-32 --out g.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-56 --out g56.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-40-cv-16 --out g40.csv
 
 --threads 1 is part of the recipe: with another thread count torch sums in another order, and a run can end elsewhere
 by about the seed noise (CIFAR-10 exact-anchored, seed 1: DROR RR 0.398 on torch's default 2 threads, 0.357 on one). Of
@@ -38,6 +39,7 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - grad-56: the bank softmax over a pool of about 56 rationales, each drawn with probability ~ its gradient under the
   bank (`LossConfig.grad_rationales`); cv-32: the uniform pool with 32 medoid control variates
   (`LossConfig.control_medoids`); grad-40-cv-32, grad-72-cv-32: both
+- grad-40-cv-16, grad-48-cv-8: both, sized to a step of at most about 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -68,6 +70,11 @@ and the runs that chose the pool drawn by the gradient, with medoid control vari
 
     python tools/bench_sampled.py --validation --threads 1 --configs grad-72-cv-32 --datasets caltech101 --out g.csv
     python tools/bench_sampled.py --validation --threads 1 --configs grad-56 --datasets caltech101 --out g56.csv
+
+and the runs that chose grad-40-cv-16, the same sized to the step budget, for the test photos:
+
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-40-cv-16 --datasets caltech101 --out g40.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-48-cv-8 --datasets caltech101 --out g48.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -94,7 +101,9 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'bank-hard-image-1': dict(bank_softmax=True, hard_per_image=1), 'bank-hard-image-4': dict(bank_softmax=True, hard_per_image=4),
            # the pool drawn by each rationale's gradient under the bank, and medoid control variates (LossConfig.grad_rationales, control_medoids)
            'grad-56': dict(grad_rationales=56), 'cv-32': dict(control_medoids=32),
-           'grad-40-cv-32': dict(grad_rationales=40, control_medoids=32), 'grad-72-cv-32': dict(grad_rationales=72, control_medoids=32)}
+           'grad-40-cv-32': dict(grad_rationales=40, control_medoids=32), 'grad-72-cv-32': dict(grad_rationales=72, control_medoids=32),
+           # both, sized to the step budget of about 1.3 x CoOp at 100 categories (tools/bench_scale.py --loss)
+           'grad-40-cv-16': dict(grad_rationales=40, control_medoids=16), 'grad-48-cv-8': dict(grad_rationales=48, control_medoids=8)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 

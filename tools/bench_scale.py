@@ -14,6 +14,9 @@ explains, each reading the cache from disk again; a cold explain runs once); onl
 compared.
 Results are printed as markdown and written to --out (JSON).
 
+Training columns: *_prompts and *_tokens = prompts a step encodes with gradient and their text tokens (each prompt's own,
+start and end included, padding not counted): a step's time follows its tokens more closely than its prompts.
+
 Explanation columns: ratio_to_tower = explain (image tower + search) / image tower alone; cold_over_encode = a cold
 explain / encoding the R rationale prompts and the visited pair columns alone; cold_text_over_encode = the same without
 the image tower's pass in the numerator (on small galleries the tower, not the text, dominates a cold explain).
@@ -97,26 +100,33 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
             with torch.no_grad(): banks[k] = models[k].text_embeds('r', [dict(rationale=r) for r in rats], cache=False)
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3) for k, m in models.items()}
     g = torch.Generator().manual_seed(1)
+    tokens = {k: [0] for k in cfgs}    # text tokens of the prompts encoded with gradient (each prompt's own, padding not counted)
+    for k, m in models.items():
+        def counted(which, fillers, cache=True, m=m, te=m.text_embeds, n=tokens[k]):
+            if torch.is_grad_enabled(): n[0] += sum(len(b) + 2 for b in m.prompts[which].build(fillers)[0])  # + start and end
+            return te(which, fillers, cache)
+        m.text_embeds = counted
     def step(k, pixels):
         m = models[k]
         img = m.image_embeds(pixel_values=px) if pixels else m.image_embeds(features=feats)
+        before = tokens[k][0]
         terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g, bank=banks[k])
         opts[k].zero_grad(); terms['loss'].backward(); opts[k].step()
-        return int(terms['prompts'])
+        return int(terms['prompts']), tokens[k][0] - before
     out = dict(model=model_name, C=C, R=len(rats), **({'loss': loss} if loss else {}))
     base = rss_mb()
     for pixels in (False, True):
-        wall, cpu, prompts = {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}
+        wall, cpu, prompts, toks = {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}
         for k in cfgs: step(k, pixels)                       # warm-up
         for _ in range(steps if not pixels else max(2, steps // 2)):
             for k in cfgs:                                   # interleaved: drifts in machine load hit both alike
                 t0, c0 = time.perf_counter(), time.process_time()
-                prompts[k].append(step(k, pixels))
+                n, t = step(k, pixels); prompts[k].append(n); toks[k].append(t)
                 wall[k].append(time.perf_counter() - t0); cpu[k].append(time.process_time() - c0)
         tag = '_px' if pixels else ''
         for k in cfgs:
             out[f'{k}_s{tag}'], out[f'{k}_cpu{tag}'] = statistics.median(wall[k]), statistics.median(cpu[k])
-            out[f'{k}_prompts'] = statistics.mean(prompts[k])
+            out[f'{k}_prompts'], out[f'{k}_tokens'] = statistics.mean(prompts[k]), statistics.mean(toks[k])
         out[f'ratio{tag}'] = out[f'ecor_s{tag}'] / out[f'coop_s{tag}']
         out[f'ratio_cpu{tag}'] = out[f'ecor_cpu{tag}'] / out[f'coop_cpu{tag}']
     out['peak_step_mb'] = rss_mb() - base        # what the steps added to the process's peak (both methods, both kinds)
@@ -306,7 +316,7 @@ def main():
                                 *(('--loss', args.loss) if args.loss else ())))
                 print(md(rows[-1:], list(rows[-1])), flush=True)
         print(f'\n## Training step: ECOR (training defaults, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
-        print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
+        print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_tokens', 'ecor_tokens', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
                         'coop_s_px', 'ecor_s_px', 'ratio_px', 'ratio_cpu_px', 'peak_step_mb']))
         peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work) for model in models for meth in ('coop', 'ecor')]
         print('\n## Memory a training step adds at 997 categories (fresh process per method)\n')
