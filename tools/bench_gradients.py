@@ -16,6 +16,7 @@ the exact one (how noisy a single step is).
 - grad-56: about 56 rationales drawn with probability ~ their gradient under the bank (`LossConfig.grad_rationales`)
 - grad-40-cv-32, grad-72-cv-32: 40 (72) drawn by their gradient, and 32 medoids
 - grad-40-cv-16, grad-48-cv-8: the same, sized to a step of at most 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
+- grad-32-cv-16, grad-40-cv-8: the same, about a tenth fewer text tokens a step than those two
 Also printed: the prompts a step encodes, every term of the ECOR loss counted (the pair term's too).
 """
 from __future__ import annotations
@@ -60,7 +61,9 @@ def main():
                       ('grad-40-cv-32', LossConfig(grad_rationales=40, control_medoids=32)),
                       ('grad-72-cv-32', LossConfig(grad_rationales=72, control_medoids=32)),
                       ('grad-40-cv-16', LossConfig(grad_rationales=40, control_medoids=16)),
-                      ('grad-48-cv-8', LossConfig(grad_rationales=48, control_medoids=8))]:
+                      ('grad-48-cv-8', LossConfig(grad_rationales=48, control_medoids=8)),
+                      ('grad-32-cv-16', LossConfig(grad_rationales=32, control_medoids=16)),
+                      ('grad-40-cv-8', LossConfig(grad_rationales=40, control_medoids=8))]:
         if names and name not in names: continue
         gen = torch.Generator().manual_seed(1)
         runs = [grad(cfg, bank.clone() if cfg.reads_bank(len(rats)) else None, gen) for _ in range(args.draws)]

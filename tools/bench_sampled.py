@@ -3,7 +3,9 @@
     python tools/bench_sampled.py --threads 1     # sampled, exact-anchored, exact on CIFAR-10 and Caltech-101 (about 1 h 15 min on one core)
 
 nbs/results/sampled_vs_exact.csv holds the test-photo runs of these commands, each process on one torch thread (09_train
-reads it; two at a time, about 1 h 40 min on 2 cores):
+reads it; two at a time, about 2 h on 2 cores). Without --out a run writes into that file: its rows replace those of the
+same dataset, config, seed and epochs, every other row is kept (--validation runs never write there: their default is
+.cache/bench_sampled/validation.csv, merged the same way):
 
     python tools/bench_sampled.py --threads 1 --datasets cifar10 --configs sampled,exact-anchored,exact,all-anchors,exact-rationales,exact-categories,rationales-32 --out c.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs sampled,exact-anchored,rationales-32 --out k.csv
@@ -14,6 +16,7 @@ reads it; two at a time, about 1 h 40 min on 2 cores):
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-72-cv-32 --out g.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-56 --out g56.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-40-cv-16 --out g40.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-40-cv-8 --out g40cv8.csv
 
 --threads 1 is part of the recipe: with another thread count torch sums in another order, and a run can end elsewhere
 by about the seed noise (CIFAR-10 exact-anchored, seed 1: DROR RR 0.398 on torch's default 2 threads, 0.357 on one). Of
@@ -40,6 +43,7 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
   bank (`LossConfig.grad_rationales`); cv-32: the uniform pool with 32 medoid control variates
   (`LossConfig.control_medoids`); grad-40-cv-32, grad-72-cv-32: both
 - grad-40-cv-16, grad-48-cv-8: both, sized to a step of at most about 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
+- grad-32-cv-16, grad-40-cv-8: both, about 10 % fewer text tokens a step than those two
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -75,6 +79,11 @@ and the runs that chose grad-40-cv-16, the same sized to the step budget, for th
 
     python tools/bench_sampled.py --validation --threads 1 --configs grad-40-cv-16 --datasets caltech101 --out g40.csv
     python tools/bench_sampled.py --validation --threads 1 --configs grad-48-cv-8 --datasets caltech101 --out g48.csv
+
+and the runs that chose grad-40-cv-8, with about 10 % fewer text tokens a step, for the test photos:
+
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-32-cv-16 --datasets caltech101 --out g32.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-40-cv-8 --datasets caltech101 --out g40cv8.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -103,7 +112,9 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'grad-56': dict(grad_rationales=56), 'cv-32': dict(control_medoids=32),
            'grad-40-cv-32': dict(grad_rationales=40, control_medoids=32), 'grad-72-cv-32': dict(grad_rationales=72, control_medoids=32),
            # both, sized to the step budget of about 1.3 x CoOp at 100 categories (tools/bench_scale.py --loss)
-           'grad-40-cv-16': dict(grad_rationales=40, control_medoids=16), 'grad-48-cv-8': dict(grad_rationales=48, control_medoids=8)}
+           'grad-40-cv-16': dict(grad_rationales=40, control_medoids=16), 'grad-48-cv-8': dict(grad_rationales=48, control_medoids=8),
+           # and about 10 % fewer text tokens a step than those two
+           'grad-32-cv-16': dict(grad_rationales=32, control_medoids=16), 'grad-40-cv-8': dict(grad_rationales=40, control_medoids=8)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
@@ -127,18 +138,45 @@ def validation_splits(towers, ds: str, cache_dir: str):
     return split(tr, f'val-exp-{ds}-train1000'), split(va, f'val-exp-{ds}-val1000')
 
 
+RESULTS = ROOT/'nbs'/'results'/'sampled_vs_exact.csv'
+VALIDATION = ROOT/'.cache'/'bench_sampled'/'validation.csv'  # git-ignored
+KEY = ['dataset', 'config', 'seed', 'epochs', 'validation']
+
+
+def out_path(out, validation):
+    "Where a run writes: `out`, else the test-photo results file (validation runs: `VALIDATION`); never validation rows into the first."
+    out = Path(out or (VALIDATION if validation else RESULTS))
+    if validation and out.resolve() == RESULTS.resolve(): raise SystemExit(f'--validation rows cannot go into {out}: it holds test-photo runs only')
+    return out
+
+
+def write_rows(df, out):
+    "Write `df` to `out`, keeping the rows of an existing file whose dataset/config/seed/epochs/split `df` does not rerun."
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        old = pd.read_csv(out)
+        for k, v in dict(epochs=4, validation=False).items():  # files written before these columns: 4-epoch test runs
+            if k not in old: old[k] = v
+        keys = set(map(tuple, df[KEY].astype(str).values))
+        old = old[[tuple(r) not in keys for r in old[KEY].astype(str).values]]
+        df = pd.concat([old, df], ignore_index=True)
+    df.to_csv(out, index=False)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--n_train', type=int, default=1000)
     ap.add_argument('--n_test', type=int, default=1000); ap.add_argument('--epochs', type=int, default=4)
     ap.add_argument('--datasets', default='cifar10,caltech101')
     ap.add_argument('--configs', default='sampled,exact-anchored,exact')
-    ap.add_argument('--out', default=str(ROOT/'nbs'/'results'/'sampled_vs_exact.csv'))
+    ap.add_argument('--out', help='CSV to write; an existing file keeps its other rows (same dataset, config, seed, epochs and split '
+                    'replaced). Default: nbs/results/sampled_vs_exact.csv for test-photo runs, .cache/bench_sampled/validation.csv for --validation')
     ap.add_argument('--cache_dir', default=str(ROOT/'.cache'/'ecor'))
     ap.add_argument('--validation', action='store_true', help='score the validation split carved from the train side, not the test split')
     ap.add_argument('--threads', type=int, help='torch threads (default: torch\'s)')
     ap.add_argument('--lr', type=float, help='AdamW learning rate (default: TrainConfig\'s, 2e-3)')
     args = ap.parse_args()
+    args.out = out_path(args.out, args.validation)  # before hours of training, not after
     if args.threads: torch.set_num_threads(args.threads)
     from ecor.default import default_towers
     from ecor.evaluate import load_split, method_search, search_outcomes, summarise
@@ -166,13 +204,13 @@ def main():
                 hist = train(m, tr.feats, tr.labels, tr.rset, cfg)
                 secs = time.time() - t0
                 met = summarise(search_outcomes(method_search('ecor', m, te.feats, te.rset), te.labels, te.rset))
-                rows.append(dict(dataset=ds, config=name, seed=seed, lr=cfg.lr, train_seconds=round(secs, 1),
+                rows.append(dict(dataset=ds, config=name, seed=seed, epochs=args.epochs, validation=args.validation, lr=cfg.lr, train_seconds=round(secs, 1),
                                  prompts_per_step=round(sum(h['prompts'] for h in hist) / len(hist), 1),
                                  bank_prompts_per_step=round(sum(h.get('bank_prompts', 0.) for h in hist) / len(hist), 1), **met))
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False)
+    write_rows(df, args.out)
+    print(f'wrote {len(df)} rows into {args.out}')
     summary = df.groupby(['dataset', 'config'])[['accuracy', 'DROR RR', 'set RR', 'train_seconds', 'prompts_per_step']].agg(['mean', 'std'])
     print(summary.round(3).to_string())
 

@@ -315,11 +315,11 @@ def main():
                 rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps, '--sample_from', args.sample_from,
                                 *(('--loss', args.loss) if args.loss else ())))
                 print(md(rows[-1:], list(rows[-1])), flush=True)
-        print(f'\n## Training step: ECOR (training defaults, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
+        print(f'\n## Training step: ECOR ({"LossConfig " + args.loss if args.loss else "training defaults"}, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
         print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_tokens', 'ecor_tokens', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
                         'coop_s_px', 'ecor_s_px', 'ratio_px', 'ratio_cpu_px', 'peak_step_mb']))
         peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work) for model in models for meth in ('coop', 'ecor')]
-        print('\n## Memory a training step adds at 997 categories (fresh process per method)\n')
+        print('\n## Memory a training step adds at 997 categories (fresh process per method; LossConfig defaults, --loss not applied)\n')
         print(md(peaks, ['model', 'C', 'method', 'peak_step_mb', 'peak_rss_mb']))
         (out/'train_steps.json').write_text(json.dumps(rows + peaks, indent=1))
     if 'explain' in args.parts:
