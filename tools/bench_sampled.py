@@ -4,7 +4,7 @@
 
 nbs/results/sampled_vs_exact.csv holds the test-photo runs of these commands, each process on one torch thread (09_train
 reads it; two at a time, about 2 h on 2 cores). Without --out a run writes into that file: its rows replace those of the
-same dataset, config, seed and epochs, every other row is kept (--validation runs never write there: their default is
+same dataset, config, seed, epochs and lr, every other row is kept (--validation runs never write there: their default is
 .cache/bench_sampled/validation.csv, merged the same way):
 
     python tools/bench_sampled.py --threads 1 --datasets cifar10 --configs sampled,exact-anchored,exact,all-anchors,exact-rationales,exact-categories,rationales-32 --out c.csv
@@ -140,7 +140,7 @@ def validation_splits(towers, ds: str, cache_dir: str):
 
 RESULTS = ROOT/'nbs'/'results'/'sampled_vs_exact.csv'
 VALIDATION = ROOT/'.cache'/'bench_sampled'/'validation.csv'  # git-ignored
-KEY = ['dataset', 'config', 'seed', 'epochs', 'validation']
+KEY = ['dataset', 'config', 'seed', 'epochs', 'lr', 'validation']
 
 
 def out_path(out, validation):
@@ -151,12 +151,13 @@ def out_path(out, validation):
 
 
 def write_rows(df, out):
-    "Write `df` to `out`, keeping the rows of an existing file whose dataset/config/seed/epochs/split `df` does not rerun."
+    "Write `df` to `out`, keeping the rows of an existing file whose dataset/config/seed/epochs/lr/split `df` does not rerun."
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         old = pd.read_csv(out)
-        for k, v in dict(epochs=4, validation=False).items():  # files written before these columns: 4-epoch test runs
+        for k, v in dict(epochs=4, lr=2e-3, validation=False).items():  # files written before these columns: 4-epoch test runs at the default lr
             if k not in old: old[k] = v
+            else: old[k] = old[k].fillna(v)
         keys = set(map(tuple, df[KEY].astype(str).values))
         old = old[[tuple(r) not in keys for r in old[KEY].astype(str).values]]
         df = pd.concat([old, df], ignore_index=True)
@@ -169,7 +170,7 @@ def main():
     ap.add_argument('--n_test', type=int, default=1000); ap.add_argument('--epochs', type=int, default=4)
     ap.add_argument('--datasets', default='cifar10,caltech101')
     ap.add_argument('--configs', default='sampled,exact-anchored,exact')
-    ap.add_argument('--out', help='CSV to write; an existing file keeps its other rows (same dataset, config, seed, epochs and split '
+    ap.add_argument('--out', help='CSV to write; an existing file keeps its other rows (same dataset, config, seed, epochs, lr and split '
                     'replaced). Default: nbs/results/sampled_vs_exact.csv for test-photo runs, .cache/bench_sampled/validation.csv for --validation')
     ap.add_argument('--cache_dir', default=str(ROOT/'.cache'/'ecor'))
     ap.add_argument('--validation', action='store_true', help='score the validation split carved from the train side, not the test split')
