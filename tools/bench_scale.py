@@ -133,22 +133,27 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     return out
 
 
-def step_peak(model_name: str, C: int, work: Path, method: str) -> dict:
-    "Peak memory added by training steps of one method alone (a fresh process), on cached features."
+def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') -> dict:
+    "Peak memory added by training steps of one method alone (a fresh process), on cached features; `loss` as in `train_step`."
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
     from ecor.loss import LossConfig, method_loss
+    from ecor.train import TrainConfig
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
     with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
     labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
+    cfg = TrainConfig(LossConfig(method, **(json.loads(loss) if loss and method == 'ecor' else {}))).loss_config(len(rset.categories))
     m = ECOR(towers)
+    bank = None                        # a loss that reads the bank: encoded once before the steps (as LossModule does), not counted
+    if cfg.reads_bank(len(rset.unique_rationales)):
+        with torch.no_grad(): bank = m.text_embeds('r', [dict(rationale=r) for r in rset.unique_rationales], cache=False)
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     base = rss_mb()
     for _ in range(3):
         terms = method_loss(m, m.image_embeds(features=feats), labels, rset.categories, rset.unique_rationales, rset.membership,
-                            LossConfig(method), generator=torch.Generator().manual_seed(1))
+                            cfg, generator=torch.Generator().manual_seed(1), bank=bank)
         opt.zero_grad(); terms['loss'].backward(); opt.step()
     return dict(model=model_name, C=C, method=method, peak_step_mb=rss_mb() - base, peak_rss_mb=rss_mb())
 
@@ -256,7 +261,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     if args.job == 'train': res = train_step(args.model, args.C, work, args.steps, args.sample_from, args.loss)
-    elif args.job == 'peak': res = step_peak(args.model, args.C, work, args.method)
+    elif args.job == 'peak': res = step_peak(args.model, args.C, work, args.method, args.loss)
     elif args.job == 'ckpt': res = dict(checkpoint=train_checkpoint(args.model, args.gallery, work))
     else: res = explain_run(args.model, args.gallery, work, Path(args.cache), args.images, args.phase, args.checkpoint, args.max_cold_s,
                            args.encode_sample, args.synthetic_pairs)
@@ -318,8 +323,9 @@ def main():
         print(f'\n## Training step: ECOR ({"LossConfig " + args.loss if args.loss else "training defaults"}, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
         print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_tokens', 'ecor_tokens', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
                         'coop_s_px', 'ecor_s_px', 'ratio_px', 'ratio_cpu_px', 'peak_step_mb']))
-        peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work) for model in models for meth in ('coop', 'ecor')]
-        print('\n## Memory a training step adds at 997 categories (fresh process per method; LossConfig defaults, --loss not applied)\n')
+        peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work, *(('--loss', args.loss) if args.loss else ()))
+                 for model in models for meth in ('coop', 'ecor')]
+        print(f'\n## Memory a training step adds at 997 categories (fresh process per method; ECOR: {"LossConfig " + args.loss if args.loss else "training defaults"})\n')
         print(md(peaks, ['model', 'C', 'method', 'peak_step_mb', 'peak_rss_mb']))
         (out/'train_steps.json').write_text(json.dumps(rows + peaks, indent=1))
     if 'explain' in args.parts:
