@@ -73,6 +73,17 @@ def photos(n: int, dataset: str = 'caltech101'):
 
 
 # --------------------------------------------------------------------------------------------------------------------
+def step_setup(m, method: str, loss: str, rset, sample_from: int = 11):
+    "The loss configuration `ecor.train.train` runs for `method` (`loss`: other LossConfig fields for ECOR, as JSON), and the bank it reads, if any."
+    import torch
+    from ecor.loss import LossConfig
+    from ecor.train import TrainConfig
+    cfg = TrainConfig(LossConfig(method, **(json.loads(loss) if loss and method == 'ecor' else {})), sample_from=sample_from).loss_config(len(rset.categories))
+    if not cfg.reads_bank(len(rset.unique_rationales)): return cfg, None
+    with torch.no_grad():  # every rationale encoded once, before the steps (as LossModule does)
+        return cfg, m.text_embeds('r', [dict(rationale=r) for r in rset.unique_rationales], cache=False)
+
+
 def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int = 11, loss: str = '') -> dict:
     """ECOR (the training defaults: exact below 11 categories, sampled above) and CoOp (full softmax) steps on one batch of 32 photos, one process, interleaved.
 
@@ -82,7 +93,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import LossConfig, method_loss
+    from ecor.loss import method_loss
     torch.manual_seed(0)
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
@@ -90,14 +101,9 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     with torch.no_grad(): feats = towers.image.features(px)
     labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
     cats, rats, mem = rset.categories, rset.unique_rationales, rset.membership
-    from ecor.train import TrainConfig
-    over = json.loads(loss) if loss else {}  # --loss: other LossConfig fields for ECOR
-    cfgs = {k: TrainConfig(LossConfig(k, **(over if k == 'ecor' else {})), sample_from=sample_from).loss_config(len(cats)) for k in ('coop', 'ecor')}  # what `ecor.train.train` runs
-    models = {k: ECOR(towers) for k in cfgs}
-    banks = {k: None for k in cfgs}    # a loss that reads the bank: every rationale encoded once, before the timed steps (as LossModule does)
-    for k, c in cfgs.items():
-        if c.reads_bank(len(rats)):
-            with torch.no_grad(): banks[k] = models[k].text_embeds('r', [dict(rationale=r) for r in rats], cache=False)
+    models = {k: ECOR(towers) for k in ('coop', 'ecor')}
+    cfgs, banks = {}, {}
+    for k, m in models.items(): cfgs[k], banks[k] = step_setup(m, k, loss, rset, sample_from)
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3) for k, m in models.items()}
     g = torch.Generator().manual_seed(1)
     tokens = {k: [0] for k in cfgs}    # text tokens of the prompts encoded with gradient (each prompt's own, padding not counted)
@@ -138,17 +144,13 @@ def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') 
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import LossConfig, method_loss
-    from ecor.train import TrainConfig
+    from ecor.loss import method_loss
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
     with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
     labels = torch.randint(len(rset), (32,), generator=torch.Generator().manual_seed(0))
-    cfg = TrainConfig(LossConfig(method, **(json.loads(loss) if loss and method == 'ecor' else {}))).loss_config(len(rset.categories))
     m = ECOR(towers)
-    bank = None                        # a loss that reads the bank: encoded once before the steps (as LossModule does), not counted
-    if cfg.reads_bank(len(rset.unique_rationales)):
-        with torch.no_grad(): bank = m.text_embeds('r', [dict(rationale=r) for r in rset.unique_rationales], cache=False)
+    cfg, bank = step_setup(m, method, loss, rset)      # the bank's one encoding comes before `base`: not counted
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     base = rss_mb()
     for _ in range(3):
@@ -315,17 +317,16 @@ def main():
     models = args.models.split(',')
     if 'train' in args.parts:
         rows = []
+        loss_args, ecor_loss = (('--loss', args.loss), f'LossConfig {args.loss}') if args.loss else ((), 'training defaults')
         for model in models:
             for C in map(int, args.Cs.split(',')):
-                rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps, '--sample_from', args.sample_from,
-                                *(('--loss', args.loss) if args.loss else ())))
+                rows.append(run('--job', 'train', '--model', model, '--C', C, '--work', work, '--steps', args.steps, '--sample_from', args.sample_from, *loss_args))
                 print(md(rows[-1:], list(rows[-1])), flush=True)
-        print(f'\n## Training step: ECOR ({"LossConfig " + args.loss if args.loss else "training defaults"}, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
+        print(f'\n## Training step: ECOR ({ecor_loss}, sample_from={args.sample_from}) / CoOp (full softmax), batch 32\n')
         print(md(rows, ['model', 'C', 'R', 'coop_prompts', 'ecor_prompts', 'coop_tokens', 'ecor_tokens', 'coop_s', 'ecor_s', 'ratio', 'ratio_cpu',
                         'coop_s_px', 'ecor_s_px', 'ratio_px', 'ratio_cpu_px', 'peak_step_mb']))
-        peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work, *(('--loss', args.loss) if args.loss else ()))
-                 for model in models for meth in ('coop', 'ecor')]
-        print(f'\n## Memory a training step adds at 997 categories (fresh process per method; ECOR: {"LossConfig " + args.loss if args.loss else "training defaults"})\n')
+        peaks = [run('--job', 'peak', '--model', model, '--C', 997, '--method', meth, '--work', work, *loss_args) for model in models for meth in ('coop', 'ecor')]
+        print(f'\n## Memory a training step adds at 997 categories (fresh process per method; ECOR: {ecor_loss})\n')
         print(md(peaks, ['model', 'C', 'method', 'peak_step_mb', 'peak_rss_mb']))
         (out/'train_steps.json').write_text(json.dumps(rows + peaks, indent=1))
     if 'explain' in args.parts:
