@@ -44,6 +44,8 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
   (`LossConfig.control_medoids`); grad-40-cv-32, grad-72-cv-32: both
 - grad-40-cv-16, grad-48-cv-8: both, sized to a step of at most about 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
 - grad-32-cv-16, grad-40-cv-8: both, about 10 % fewer text tokens a step than those two
+- grad-40-cv-16-a2, grad-40-cv-28-a2: grad-40-cv-16 with 2 anchors instead of 4 (fewer pair prompts), and the pair
+  prompts so saved spent on 12 more medoids
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
 
 --validation scores a validation split carved from the TRAIN side instead of the test split (for choosing a loss without
@@ -84,6 +86,10 @@ and the runs that chose grad-40-cv-8, with about 10 % fewer text tokens a step, 
 
     python tools/bench_sampled.py --validation --threads 1 --configs grad-32-cv-16 --datasets caltech101 --out g32.csv
     python tools/bench_sampled.py --validation --threads 1 --configs grad-40-cv-8 --datasets caltech101 --out g40cv8.csv
+
+and the one-seed probes of half the anchors (both below grad-40-cv-16 in accuracy and set RR on seed 0):
+
+    python tools/bench_sampled.py --validation --threads 1 --seeds 0 --configs grad-40-cv-16-a2,grad-40-cv-28-a2 --datasets caltech101 --out a2.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -114,7 +120,10 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            # both, sized to the step budget of about 1.3 x CoOp at 100 categories (tools/bench_scale.py --loss)
            'grad-40-cv-16': dict(grad_rationales=40, control_medoids=16), 'grad-48-cv-8': dict(grad_rationales=48, control_medoids=8),
            # and about 10 % fewer text tokens a step than those two
-           'grad-32-cv-16': dict(grad_rationales=32, control_medoids=16), 'grad-40-cv-8': dict(grad_rationales=40, control_medoids=8)}
+           'grad-32-cv-16': dict(grad_rationales=32, control_medoids=16), 'grad-40-cv-8': dict(grad_rationales=40, control_medoids=8),
+           # half the anchors: the pair prompts a step halved, or spent on more medoids
+           'grad-40-cv-16-a2': dict(grad_rationales=40, control_medoids=16, anchors=2),
+           'grad-40-cv-28-a2': dict(grad_rationales=40, control_medoids=28, anchors=2)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
