@@ -19,8 +19,8 @@ start and end included, padding not counted): a step's time follows its tokens m
 
 Explanation columns: ratio_to_tower = explain (image tower + search) / image tower alone; search_over_tower = the
 search part of those same explains / image tower alone (medians), so ratio_to_tower is about 1 + search_over_tower: the
-search's own cost, without the spread between two passes of the tower (a few percent on a loaded machine); cold_over_encode = a cold
-explain / encoding the R rationale prompts and the visited pair columns alone; cold_text_over_encode = the same without
+search's own cost, without the spread between two passes of the tower (a few percent on a loaded machine);
+cold_over_encode = a cold explain / encoding the R rationale prompts and the visited pair columns alone; cold_text_over_encode = the same without
 the image tower's pass in the numerator (on small galleries the tower, not the text, dominates a cold explain).
 visited_* and columns count the pairs scored from float32 blocks; sketched_* and sketched_columns those that the 8-bit
 sketch of their column kept out of a photo's top 5 (`ECOR.search`, blocks of 1 MiB or more): a warm run reads only the
@@ -204,23 +204,21 @@ def explain_run(model_name: str, gallery: str, work: Path, cache: Path, n: int, 
         tower = []
         for _ in range(3):
             t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); tower.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        img = m.image_embeds(pixel_values=towers.image.preprocess(ims))
-        t1 = time.perf_counter()
-        try: res = m.search(img, cats, rats, k=5, certify=False)
+        def explain():   # one explain, image tower + search: (result, its time, the search's part of it)
+            t0 = time.perf_counter(); img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); t1 = time.perf_counter()
+            res = m.search(img, cats, rats, k=5, certify=False)
+            return res, time.perf_counter() - t0, time.perf_counter() - t1
+        try: res, t, s = explain()
         except TimeoutError:
             return dict(model=model_name, gallery=gallery, phase=phase, prompts='trained' if checkpoint else 'hand-written',
                         images=n, C=len(cats), R=len(rats), unfinished=f'stopped after {max_s:.0f}s', stopped_s=round(time.perf_counter() - t_start),
                         columns=m.gallery.stats['computed'] - 1, tower_s=statistics.median(tower), peak_rss_mb=rss_mb())
-        total, search = [time.perf_counter() - t0], [time.perf_counter() - t1]
+        total, search = [t], [s]
         if phase == 'warm':   # twice more, each from the disk again (the in-memory blocks forgotten), the tower alone between
             for _ in range(2):
                 t0 = time.perf_counter(); m.image_embeds(pixel_values=towers.image.preprocess(ims)); tower.append(time.perf_counter() - t0)
                 m.gallery.clear_memory()
-                t0 = time.perf_counter()
-                img = m.image_embeds(pixel_values=towers.image.preprocess(ims)); t1 = time.perf_counter()
-                m.search(img, cats, rats, k=5, certify=False)
-                total.append(time.perf_counter() - t0); search.append(time.perf_counter() - t1)
+                _, t, s = explain(); total.append(t); search.append(s)
     out = dict(model=model_name, gallery=gallery, phase=phase, prompts='trained' if checkpoint else 'hand-written', images=n,
                C=len(cats), R=len(rats), tower_s=statistics.median(tower), explain_s=statistics.median(total),
                explain_first_s=total[0], explain_all_s=[round(t, 3) for t in total], tower_all_s=[round(t, 3) for t in tower],
