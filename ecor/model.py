@@ -274,6 +274,20 @@ def compiled_top(): # `_top_log_softmax` compiled, or None where numba is not in
         except RuntimeError: _KERNELS['top'] = numba.njit(**opts)(_top_log_softmax)  # no place to cache (e.g. source run by exec)
     return _KERNELS['top']
 
+def _sketch_top(x:Tensor, sk:Sketch, scale:float, kernel) -> np.ndarray: # float64 [e]; kernel: `compiled_top()` or None (torch)
+    "Each image's largest log-softmax value of its sketched scores against the block."
+    if kernel is not None: return kernel(x.numpy(), sk.q.numpy(), sk.scale.numpy(), float(scale))  # one call, no [e, M] tensor
+    y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
+    return torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)      # e numbers: the rest in numpy, cheaper
+
+def _sketch_slack(scale, xn, E, N, M:int, K:int, roundoff:float): # floats or float64 arrays (one entry per block) alike
+    "2d + 2l: how far the largest log-softmax value of a block's scores may lie above its sketched one (see below)."
+    g = K * roundoff; g = g / (1 - g)                                # gamma_K of a K-term dot product
+    d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
+    Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
+    ls = (M + 8) * _U + 8 * _U * (Z + math.log(M))                  # what one float32 log_softmax may be off by
+    return 2 * d + 2 * ls
+
 def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
                  sk:Sketch,    # the `Sketch` of one block [M, K]
                  scale:float,  # the cosine scale `block_scores` multiplies by
@@ -285,18 +299,12 @@ def sketch_bound(x:Tensor,     # image embeddings [e, K], float32
     "Upper bound of each image's largest log-softmax score against a block, from the block's sketch, rounding included."
     (e, K), M = x.shape, len(sk.q)
     if not e: return torch.zeros(0, dtype=torch.float64)
-    g = K * (product_roundoff(x.device) if roundoff is None else roundoff); g = g / (1 - g)  # gamma_K of a K-term dot product
     kernel = compiled_top() if compiled and x.device.type == 'cpu' and e <= _COMPILED_ROWS else None
-    if kernel is None:                                               # each image's largest sketched log-softmax value
-        y = (x @ _as_float(sk.q.to(x.device)).T).mul_(sk.scale.to(x.device) * scale)    # the sketched scores [e, M]
-        top = torch.log_softmax(y, 1).amax(1).cpu().numpy().astype(np.float64)  # e numbers: the rest in numpy, cheaper
-    else: top = kernel(x.detach().float().contiguous().numpy(), sk.q.numpy(), sk.scale.numpy(), float(scale))  # one call, no [e, M] tensor
+    top = _sketch_top(x.detach().float().contiguous(), sk, scale, kernel)
     xn = float(x.cpu().double().norm(dim=1).max()) * (1 + 2 ** -30) if xnorm is None else xnorm  # the largest norm, every row
     E, N = float(sk.err.numpy().max()), float(sk.norm.numpy().max())   # (the sketch is on the CPU: numpy's max is cheaper)
-    d = scale * xn * (E + (g + 4 * _U) * (2 * N + E))               # |block_scores - sketched score| <= d, every m
-    Z = scale * xn * (N + E) * (1 + g + 4 * _U)                     # both kinds of scores are at most Z in size
-    ls = (M + 8) * _U + 8 * _U * (Z + math.log(M))                  # what one float32 log_softmax may be off by
-    return torch.from_numpy(np.minimum(top + (2 * d + 2 * ls), 0.))
+    u = product_roundoff(x.device) if roundoff is None else roundoff
+    return torch.from_numpy(np.minimum(top + _sketch_slack(scale, xn, E, N, M, K, u), 0.))
 
 @patch
 @torch.no_grad()
@@ -312,11 +320,18 @@ def pair_bound(self:ECOR, img:Tensor, categories:list[str], rationales:list[str]
     if not len(idx): return out
     o = idx.argsort(stable=True)
     values, counts = idx[o].unique_consecutive(return_counts=True)
-    x, s, u = img[images[o].to(img.device)].float(), float(self.cosine_scale), product_roundoff(img.device)
-    xn = (x.cpu().double().norm(dim=1) * (1 + 2 ** -30)).numpy()   # the norms once (float64; numpy's slices are cheaper)
+    x, s = img[images[o].to(img.device)].float().contiguous(), float(self.cosine_scale)
+    xnorm = (x.cpu().double().norm(dim=1) * (1 + 2 ** -30)).numpy()   # the norms once (float64; numpy's slices are cheaper)
+    kernel = compiled_top() if x.device.type == 'cpu' else None
     c = counts.tolist(); ends = np.cumsum(c).tolist()
-    sketch = lambda a: self.gallery.fetch_sketch(ns, key(a), B, lambda: block(a), once=True)  # read, scored, forgotten
-    out[o] = torch.cat([sketch_bound(xi, sketch(a), s, float(xn[j - len(xi):j].max()), u) for a, xi, j in zip(values.tolist(), x.split(c), ends)])
+    top, E, N, xn = np.empty(len(idx)), np.empty(len(c)), np.empty(len(c)), np.empty(len(c))
+    for j, (a, n, i1) in enumerate(zip(values.tolist(), c, ends)):   # one block at a time: read, scored, forgotten
+        sk, i0 = self.gallery.fetch_sketch(ns, key(a), B, lambda: block(a), once=True), i1 - n
+        top[i0:i1] = _sketch_top(x[i0:i1], sk, s, kernel if n <= _COMPILED_ROWS else None)
+        E[j], N[j], xn[j] = sk.err.numpy().max(), sk.norm.numpy().max(), xnorm[i0:i1].max()
+    # the slack of every block at once: `sketch_bound`'s arithmetic on arrays
+    slack = _sketch_slack(s, xn, E, N, B, x.shape[1], product_roundoff(img.device))
+    out[o] = torch.from_numpy(np.minimum(top + np.repeat(slack, c), 0.))
     return out
 
 # %% ../nbs/04_model.ipynb #b10108b0

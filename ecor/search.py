@@ -131,13 +131,16 @@ def search_joint(log_first:Tensor,   # [N, A] log P(first|I), normalised over A 
             ti, _ = gallery_topk(cand_v.gather(1, o), k)
             top_f, top_v = cand_f.gather(1, o).gather(1, ti), cand_v.gather(1, o).gather(1, ti)
         # who is done? the next unsettled bound below the k-th joint (and, with certify, the leader certified)
-        unsettled, unvisited = ~(visited | ruled).gather(1, order), ~visited.gather(1, order)
+        unsettled = ~(visited | ruled).gather(1, order)
         left = unsettled.any(1)
         nxt = torch.where(left, lf[rows, order[rows, unsettled.float().argmax(1)]], ninf)
         if top_v.shape[1] >= k: kth = top_v[:, k - 1]
         seek = left & (nxt >= kth)
-        active = seek | (certify & unvisited.any(1) & undecided((p_first * ~visited).sum(1)))
-        todo = torch.where(seek[:, None], unsettled, unvisited)   # certifying: ruled-out values are computed too
+        if certify:                                               # certifying: ruled-out values are computed too
+            unvisited = ~visited.gather(1, order)
+            active = seek | (unvisited.any(1) & undecided((p_first * ~visited).sum(1)))
+            todo = torch.where(seek[:, None], unsettled, unvisited)
+        else: active, todo = seek, unsettled                      # (an image that stops seeking never starts again)
         if not active.any(): break
     unv = (p_first * ~visited).sum(1)
     pred = lower.argmax(1)
