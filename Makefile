@@ -31,7 +31,7 @@ test: install browser
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q tests
 
-results: install  # the benchmark of nbs/13_results, from scratch: 3 settings x 8 methods x 3 seeds (about 1 h per seed on 2 cores)
+results: install  # the benchmark of nbs/13_results, from scratch: 3 settings x 8 methods x 3 seeds (about 25 min per seed on 2 cores)
 	$(BIN)/ecor-evaluate --seeds 0,1,2 --output_dir nbs/results --checkpoint_dir runs/results-checkpoints
 
 slow: install
