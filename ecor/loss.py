@@ -13,7 +13,7 @@ from .definition import NEEDS, Factorisation
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'bank_rationale_ce',
-           'method_loss', 'bank_gradients', 'inclusion']
+           'method_loss', 'bank_gradients', 'inclusion', 'systematic_draw', 'routed_rationale_ce']
 
 # %% ../nbs/05_loss.ipynb #17269e08
 OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
@@ -38,6 +38,8 @@ class LossConfig:
     bank_refresh: int|None = 0        # rationales re-encoded (no gradient) into the bank each step, in turn; None: all of them
     grad_rationales: int = 0          # that softmax's pool: about this many rationales, each drawn with probability ~ its gradient under the bank; 0: uniform
     control_medoids: int = 0          # rationales encoded a step as control variates: the others' gradients through their nearest one; 0: none
+    systematic: bool = False          # the pool drawn by the gradient: systematic sampling along the gallery's order (fixed size); False: Poisson
+    route: bool = False               # every rationale outside the pool moves with its nearest pool member (little variance, biased)
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
@@ -46,6 +48,8 @@ class LossConfig:
             self._count(f, 1, 'a positive integer or None (exact)')
         for f in ('hard_rationales', 'hard_per_image', 'grad_rationales', 'control_medoids'): self._count(f, 0, 'an integer >= 0', none=False)
         self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
+        for f in ('all_positives', 'bank_softmax', 'systematic', 'route'):
+            if not isinstance(getattr(self, f), bool): raise ValueError(f'LossConfig.{f}={getattr(self, f)!r}: expected True or False')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
 
@@ -62,8 +66,8 @@ class LossConfig:
 
     def reads_bank(self, R:int, # rationales in the gallery
                   ) -> bool:    # True: a step reads (and updates) the bank of every rationale's embedding
-        "Does a step need the bank? For hard rationales, the bank softmax, a pool drawn by the gradient or medoids, in a sampled softmax over rationales."
-        return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax or self.grad_rationales or self.control_medoids
+        "Does a step need the bank? For hard rationales, the bank softmax, a pool drawn by the gradient, medoids or routing, in a sampled softmax over rationales."
+        return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax or self.grad_rationales or self.control_medoids or self.route
                     ) and 'r' in TERMS[self.method] and self.samples_rationales(R)
 
 @dataclass
@@ -244,14 +248,16 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
         terms['category'] = F.cross_entropy(tau * img @ t.T + sg.cat_logw.to(dev), sg.target_c.to(dev))
     if 'r' in TERMS[m]:                  # -log P(R*|I)
         rats, incl, g = sg.rats, torch.exp(-sg.rat_logw), None     # the pool and each member's inclusion probability
-        whole = cfg.reads_bank(R) and bool(cfg.bank_softmax or cfg.grad_rationales or cfg.control_medoids)  # a softmax over every rationale
+        whole = cfg.reads_bank(R) and bool(cfg.bank_softmax or cfg.grad_rationales or cfg.control_medoids or cfg.route)  # a softmax over every rationale
         if whole and (cfg.grad_rationales or cfg.control_medoids): g = bank_gradients(img, bank.to(dev), sg.positives.to(dev), tau)  # [R, dim]
         if g is not None and cfg.grad_rationales:                 # the pool: Poisson draws, probability ~ |gradient|
             pi = inclusion(g.norm(dim=1).cpu(), cfg.grad_rationales)
-            rats = (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
+            rats = systematic_draw(pi, generator) if cfg.systematic else (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
             incl = pi[rats]
         t = enc('r', [dict(rationale=rationales[r]) for r in rats])
-        if whole:  # the bank's scores, the pool's fresh ones reweighted (a copy of the bank: the step writes to it below)
+        if whole and cfg.route:  # every other rationale at the bank, moved with its nearest pool member
+            terms['rationale'] = routed_rationale_ce(img, t, bank.to(dev, t.dtype), rats.to(dev), sg.positives.to(dev), tau)
+        elif whole:  # the bank's scores, the pool's fresh ones reweighted (a copy of the bank: the step writes to it below)
             terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype).clone(), rats.to(dev), incl.to(dev), sg.positives.to(dev), tau)
         else: terms['rationale'] = multi_positive_ce(tau * img @ t.T, sg.positives[:, rats].to(dev), sg.rat_logw.to(dev))
         if g is not None and cfg.control_medoids:  # E[sum over the pool of g_r/pi_r] = sum of all g_r: a term of mean 0 through the medoids' prompts
@@ -299,3 +305,25 @@ def inclusion(size:Tensor, # [R] >= 0, what each entry's inclusion probability i
         if not over.any(): break
         pi[over] = 1.; free &= ~over
     return pi.clamp(max=1.)
+
+# %% ../nbs/05_loss.ipynb #a89d8a18
+def systematic_draw(pi:Tensor,             # [R] inclusion probabilities, each in [0, 1]
+                    generator:torch.Generator|None=None,
+                   ) -> Tensor:            # sorted indices of the drawn entries
+    "Systematic sampling along the index order: entry r is drawn with probability pi[r]; the size is sum(pi), rounded."
+    c = torch.cumsum(pi.double(), 0)
+    u = torch.rand(1, generator=generator).double()
+    return (torch.floor(c - u) > torch.floor(torch.cat([c.new_zeros(1), c[:-1]]) - u)).nonzero()[:, 0]
+
+def routed_rationale_ce(img:Tensor,       # [B, dim] normalised image embeddings
+                        t:Tensor,         # [K, dim] this step's fresh embeddings of the pool's rationales (with grad)
+                        bank:Tensor,      # [R, dim] recent embeddings of every rationale (no grad)
+                        rats:Tensor,      # [K] the pool's rationale indices
+                        positive:Tensor,  # [B, R] bool, the right rationales of each image
+                        tau:float|Tensor, # cosine scale
+                       ) -> Tensor:       # scalar: -log P(R*|I) over all R rationales
+    "-log P(R*|I) over every rationale: the pool fresh, every other at the bank moved with its nearest pool member."
+    near = (bank @ bank[rats].T).argmax(1)
+    near[rats] = torch.arange(len(rats), device=near.device)
+    return multi_positive_ce(tau * img @ (bank + (t - t.detach())[near]).index_copy(0, rats, t).T, positive)
+

@@ -2,6 +2,7 @@
 
     python tools/bench_gradients.py              # Caltech-101, 60 draws per estimator (about 10 minutes on one core)
     python tools/bench_gradients.py --configs logq-8,grad-56   # only these estimators
+    python tools/bench_gradients.py --start /tmp/bench_sampled/val-caltech101-exact-rationales-0   # at trained prompts
 
 One batch of 64 photos from the 1,000 training photos of bench_sampled's validation split (Caltech-101, the embedded default
 model, an untrained ECOR), the gradient of the rationale term -log P(R*|I) with respect to the rationale prompt's context:
@@ -17,6 +18,9 @@ the exact one (how noisy a single step is).
 - grad-40-cv-32, grad-72-cv-32: 40 (72) drawn by their gradient, and 32 medoids
 - grad-40-cv-16, grad-48-cv-8: the same, sized to a step of at most 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
 - grad-32-cv-16, grad-40-cv-8: the same, about a tenth fewer text tokens a step than those two
+- sys-56, sys-40-cv-16: grad-56 and grad-40-cv-16 with the pool drawn by systematic sampling (`LossConfig.systematic`)
+- route-8, route-32, grad-40-route: every rationale outside the pool moved with its nearest pool member (`LossConfig.route`),
+  over the default's pool, 32 uniform rationales, or about 40 drawn by the gradient
 Also printed: the prompts a step encodes, every term of the ECOR loss counted (the pair term's too).
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ def main():
     ap.add_argument('--draws', type=int, default=60); ap.add_argument('--dataset', default='caltech101')
     ap.add_argument('--cache_dir', default=str(ROOT / '.cache' / 'ecor'))
     ap.add_argument('--configs', default='', help='comma-separated estimators (default: all)')
+    ap.add_argument('--start', help='a checkpoint, or a training run\'s folder (its newest checkpoint): measure at those trained prompts, not untrained ones')
     args = ap.parse_args()
     names = [n for n in args.configs.split(',') if n]
     torch.set_num_threads(1)
@@ -43,7 +48,7 @@ def main():
     towers = default_towers()
     tr, _ = validation_splits(towers, args.dataset, args.cache_dir)
     torch.manual_seed(0)
-    m, rs = ECOR(towers), tr.rset
+    m, rs = (ECOR.from_pretrained(args.start, towers) if args.start else ECOR(towers)), tr.rset
     cats, rats = list(rs.categories), list(rs.unique_rationales)
     idx = torch.randperm(len(tr.labels), generator=torch.Generator().manual_seed(0))[:64]
     feats, labels, ctx = tr.feats[idx], tr.labels[idx], list(m.prompts['r'].ctx)
@@ -54,7 +59,7 @@ def main():
 
     exact, loss, _ = grad(LossConfig(neg_rationales=None))
     with torch.no_grad(): bank = m.text_embeds('r', [dict(rationale=r) for r in rats], cache=False)
-    print(f'{args.dataset}: {len(rats)} rationales, exact loss {loss:.4f}, |exact gradient| {exact.norm():.4f}, {args.draws} draws each')
+    print(f'{args.dataset}: {len(rats)} rationales, {"prompts of " + args.start if args.start else "untrained prompts"}, exact loss {loss:.4f}, |exact gradient| {exact.norm():.4f}, {args.draws} draws each')
     for name, cfg in [('logq-8', LossConfig()), ('bank-8', LossConfig(bank_softmax=True)),
                       ('bank-128', LossConfig(bank_softmax=True, neg_rationales=128)),
                       ('cv-32', LossConfig(control_medoids=32)), ('grad-56', LossConfig(grad_rationales=56)),
@@ -63,7 +68,11 @@ def main():
                       ('grad-40-cv-16', LossConfig(grad_rationales=40, control_medoids=16)),
                       ('grad-48-cv-8', LossConfig(grad_rationales=48, control_medoids=8)),
                       ('grad-32-cv-16', LossConfig(grad_rationales=32, control_medoids=16)),
-                      ('grad-40-cv-8', LossConfig(grad_rationales=40, control_medoids=8))]:
+                      ('grad-40-cv-8', LossConfig(grad_rationales=40, control_medoids=8)),
+                      ('sys-56', LossConfig(grad_rationales=56, systematic=True)),
+                      ('sys-40-cv-16', LossConfig(grad_rationales=40, control_medoids=16, systematic=True)),
+                      ('route-8', LossConfig(route=True)), ('route-32', LossConfig(route=True, neg_rationales=32)),
+                      ('grad-40-route', LossConfig(grad_rationales=40, route=True))]:
         if names and name not in names: continue
         gen = torch.Generator().manual_seed(1)
         runs = [grad(cfg, bank.clone() if cfg.reads_bank(len(rats)) else None, gen) for _ in range(args.draws)]

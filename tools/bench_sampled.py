@@ -44,6 +44,10 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
   (`LossConfig.control_medoids`); grad-40-cv-32, grad-72-cv-32: both
 - grad-40-cv-16, grad-48-cv-8: both, sized to a step of at most about 1.3 x CoOp's at 100 categories (tools/bench_scale.py)
 - grad-32-cv-16, grad-40-cv-8: both, about 10 % fewer text tokens a step than those two
+- sys-56, sys-40-cv-16: grad-56 and grad-40-cv-16 with the pool drawn by systematic sampling along the gallery's order
+  (`LossConfig.systematic`: the same inclusion probabilities, a fixed pool size)
+- route-8, grad-40-route: the default's pool (about 40 drawn by the gradient), every other rationale moved with its nearest
+  pool member (`LossConfig.route`); -fresh: the same with the bank re-encoded whole every step (`bank_refresh=None`)
 - grad-40-cv-16-a2, grad-40-cv-28-a2: grad-40-cv-16 with 2 anchors instead of 4 (fewer pair prompts), and the pair
   prompts so saved spent on 12 more medoids
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
@@ -90,6 +94,14 @@ and the runs that chose grad-40-cv-8, with about 10 % fewer text tokens a step, 
 and the one-seed probes of half the anchors (both below grad-40-cv-16 in accuracy and set RR on seed 0):
 
     python tools/bench_sampled.py --validation --threads 1 --seeds 0 --configs grad-40-cv-16-a2,grad-40-cv-28-a2 --datasets caltech101 --out a2.csv
+
+and the runs of two estimators with a higher one-step cosine (none better than grad-40-cv-16, so none on the test photos):
+
+    python tools/bench_sampled.py --validation --threads 1 --configs route-8 --datasets caltech101 --out route8.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-40-route --datasets caltech101 --out g40route.csv
+    python tools/bench_sampled.py --validation --threads 1 --seeds 0 --configs route-8-fresh,grad-40-route-fresh --datasets caltech101 --out fresh.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sys-40-cv-16 --datasets caltech101 --out sys40.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs sys-56 --datasets caltech101 --out sys56.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -123,7 +135,11 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'grad-32-cv-16': dict(grad_rationales=32, control_medoids=16), 'grad-40-cv-8': dict(grad_rationales=40, control_medoids=8),
            # half the anchors: the pair prompts a step halved, or spent on more medoids
            'grad-40-cv-16-a2': dict(grad_rationales=40, control_medoids=16, anchors=2),
-           'grad-40-cv-28-a2': dict(grad_rationales=40, control_medoids=28, anchors=2)}
+           'grad-40-cv-28-a2': dict(grad_rationales=40, control_medoids=28, anchors=2),
+           # a higher one-step cosine with the exact gradient: systematic draws (LossConfig.systematic), routing (LossConfig.route)
+           'sys-56': dict(grad_rationales=56, systematic=True), 'sys-40-cv-16': dict(grad_rationales=40, control_medoids=16, systematic=True),
+           'route-8': dict(route=True), 'grad-40-route': dict(grad_rationales=40, route=True),
+           'route-8-fresh': dict(route=True, bank_refresh=None), 'grad-40-route-fresh': dict(grad_rationales=40, route=True, bank_refresh=None)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 
