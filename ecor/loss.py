@@ -50,6 +50,8 @@ class LossConfig:
         self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
         for f in ('all_positives', 'bank_softmax', 'systematic', 'route'):
             if not isinstance(getattr(self, f), bool): raise ValueError(f'LossConfig.{f}={getattr(self, f)!r}: expected True or False')
+        if self.systematic and not self.grad_rationales:
+            raise ValueError('LossConfig.systematic=True draws the pool of grad_rationales, which is 0: set grad_rationales > 0')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
 
