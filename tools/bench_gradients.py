@@ -4,8 +4,11 @@
     python tools/bench_gradients.py --configs logq-8,grad-56   # only these estimators
     python tools/bench_gradients.py --start /tmp/bench_sampled/val-caltech101-exact-rationales-0   # at trained prompts
 
+(that folder is what `python tools/bench_sampled.py --validation --threads 1 --seeds 0 --datasets caltech101 --configs
+exact-rationales` trains)
+
 One batch of 64 photos from the 1,000 training photos of bench_sampled's validation split (Caltech-101, the embedded default
-model, an untrained ECOR), the gradient of the rationale term -log P(R*|I) with respect to the rationale prompt's context:
+model, an untrained ECOR or --start's), the gradient of the rationale term -log P(R*|I) with respect to the rationale prompt's context:
 exact (every rationale), and sampled by each estimator below with `--draws` independent draws. Printed per estimator:
 |mean - exact| / |exact| (bias plus Monte Carlo error), the Monte Carlo standard error of the mean / |exact| (so an
 unbiased estimator's first number is about its second or below), and the mean cosine between one step's gradient and

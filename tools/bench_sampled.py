@@ -46,8 +46,9 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - grad-32-cv-16, grad-40-cv-8: both, about 10 % fewer text tokens a step than those two
 - sys-56, sys-40-cv-16: grad-56 and grad-40-cv-16 with the pool drawn by systematic sampling along the gallery's order
   (`LossConfig.systematic`: the same inclusion probabilities, a fixed pool size)
-- route-8, grad-40-route: the default's pool (about 40 drawn by the gradient), every other rationale moved with its nearest
-  pool member (`LossConfig.route`); -fresh: the same with the bank re-encoded whole every step (`bank_refresh=None`)
+- route-8, grad-40-route: the default's pool (route-8) or about 40 rationales drawn by the gradient (grad-40-route), every
+  other rationale moved with its nearest pool member (`LossConfig.route`); -fresh: the same with the bank re-encoded
+  whole every step (`bank_refresh=None`)
 - grad-40-cv-16-a2, grad-40-cv-28-a2: grad-40-cv-16 with 2 anchors instead of 4 (fewer pair prompts), and the pair
   prompts so saved spent on 12 more medoids
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
