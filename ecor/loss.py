@@ -12,8 +12,9 @@ from torch import Tensor
 from .definition import NEEDS, Factorisation
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'draw_step', 'multi_positive_ce', 'bank_rationale_ce',
-           'method_loss', 'bank_gradients', 'inclusion', 'systematic_draw', 'routed_rationale_ce']
+__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'right_rationales', 'draw_step', 'multi_positive_ce',
+           'bank_rationale_ce', 'method_loss', 'bank_gradients', 'inclusion', 'systematic_draw', 'routed_rationale_ce',
+           'Snapshot', 'take_snapshot']
 
 # %% ../nbs/05_loss.ipynb #17269e08
 OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
@@ -40,18 +41,23 @@ class LossConfig:
     control_medoids: int = 0          # rationales encoded a step as control variates: the others' gradients through their nearest one; 0: none
     systematic: bool = False          # the pool drawn by the gradient: systematic sampling along the gallery's order (fixed size); False: Poisson
     route: bool = False               # every rationale outside the pool moves with its nearest pool member (little variance, biased)
+    snapshot_every: int = 0           # every this many steps, the rationale term's exact gradient over training photos, corrected by the pool between (SVRG); 0: none
+    snapshot_photos: int = 1024       # training photos a snapshot is taken over (a uniform sample when there are more)
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
         if self.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={self.method!r}; expected one of {OBJECTIVES}')
         for f in ('anchors', 'neg_categories', 'neg_rationales', 'neg_pairs', 'max_categories'):
             self._count(f, 1, 'a positive integer or None (exact)')
-        for f in ('hard_rationales', 'hard_per_image', 'grad_rationales', 'control_medoids'): self._count(f, 0, 'an integer >= 0', none=False)
+        for f in ('hard_rationales', 'hard_per_image', 'grad_rationales', 'control_medoids', 'snapshot_every'): self._count(f, 0, 'an integer >= 0', none=False)
+        self._count('snapshot_photos', 1, 'a positive integer', none=False)
         self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
         for f in ('all_positives', 'bank_softmax', 'systematic', 'route'):
             if not isinstance(getattr(self, f), bool): raise ValueError(f'LossConfig.{f}={getattr(self, f)!r}: expected True or False')
         if self.systematic and not self.grad_rationales:
             raise ValueError('LossConfig.systematic=True draws the pool of grad_rationales, which is 0: set grad_rationales > 0')
+        if self.snapshot_every and (clash := [f for f in ('bank_softmax', 'control_medoids', 'route') if getattr(self, f)]):
+            raise ValueError(f'LossConfig.snapshot_every={self.snapshot_every} replaces the softmax and control variates of {clash[0]}={getattr(self, clash[0])!r}: set one of them')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
 
@@ -101,6 +107,18 @@ def _choose(n:int, m:int|None, generator=None) -> tuple[Tensor, float]: # (m sor
         pick = pick[torch.randperm(len(pick), generator=generator)[:m]]
     return pick.sort().values, m / n
 
+def right_rationales(labels:Tensor,     # [B] category index of each image
+                     membership:Tensor, # [C, R] bool, rationale r belongs to category c
+                     true_rationales:Tensor|None=None, # [B] known per-image rationale index, -1 when unknown
+                    ) -> Tensor:        # [B, R] bool
+    "Each image's right rationales: its category's, or its own known one."
+    pos = membership.cpu().bool()[labels.cpu().long()].clone()
+    if true_rationales is None: return pos
+    true_r = true_rationales.cpu().long(); known = true_r >= 0
+    pos[known] = False
+    pos[known, true_r[known]] = True
+    return pos
+
 def draw_step(labels:Tensor,          # [B] category index of each image
               membership:Tensor,      # [C, R] bool, rationale r belongs to category c
               cfg:LossConfig,
@@ -114,9 +132,7 @@ def draw_step(labels:Tensor,          # [B] category index of each image
     labels, membership = labels.cpu().long(), membership.cpu().bool()
     true_r = torch.full((B,), -1) if true_rationales is None else true_rationales.cpu().long()
     known = true_r >= 0
-    pos = membership[labels].clone()
-    pos[known] = False
-    pos[known, true_r[known]] = True
+    pos = right_rationales(labels, membership, true_r)
     # groups: an image with a known rationale is drawn alone; the others share one draw per category
     keys, group = torch.unique(torch.where(known, C + labels * R + true_r, labels), return_inverse=True)
     G = len(keys)
@@ -224,6 +240,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
                 true_rationales:Tensor|None=None, # [B] per-image rationale index or -1
                 generator:torch.Generator|None=None,
                 bank:Tensor|None=None,   # [R, dim] recent detached rationale embeddings (hard_rationales, bank_softmax): read, then updated
+                snapshot:Snapshot|None=None, # the last snapshot of the rationale term (snapshot_every; `take_snapshot`)
                ) -> dict:                # named loss terms, 'loss' (their sum) and 'prompts' (encoded this step)
     "Loss of `cfg.method` on one batch: exact or sampled softmaxes (see `LossConfig`)."
     if cfg.method not in OBJECTIVES: raise ValueError(f'LossConfig.method={cfg.method!r}; expected one of {OBJECTIVES}')
@@ -231,6 +248,8 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if cfg.reads_bank(R) and bank is None:
         f = next(f for f in ('hard_rationales', 'hard_per_image', 'bank_softmax', 'grad_rationales', 'control_medoids') if getattr(cfg, f))
         raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
+    if cfg.snapshot_every and 'r' in TERMS[m] and cfg.samples_rationales(R) and snapshot is None:
+        raise ValueError('LossConfig.snapshot_every needs `snapshot`, the last snapshot of the rationale term (LossModule takes them)')
     hard_p = always = None
     if cfg.reads_bank(R) and (cfg.hard_rationales or cfg.hard_per_image):  # P(R|I) under the bank, the batch's right rationales left out
         with torch.no_grad():
@@ -257,7 +276,13 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
             rats = systematic_draw(pi, generator) if cfg.systematic else (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
             incl = pi[rats]
         t = enc('r', [dict(rationale=rationales[r]) for r in rats])
-        if whole and cfg.route:  # every other rationale at the bank, moved with its nearest pool member
+        if snapshot is not None and cfg.snapshot_every and cfg.samples_rationales(R):  # the snapshot's exact gradient, the pool's correction since
+            sb, pos, w = snapshot.bank.to(dev, t.dtype), sg.positives.to(dev), incl.to(dev)
+            terms['rationale'] = bank_rationale_ce(img, t, sb, rats.to(dev), w, pos, tau)
+            ctl = ((bank_gradients(img, sb, pos, tau)[rats.to(dev)] / w[:, None]) * t).sum()  # the same estimate, at the snapshot
+            full = sum((g.to(p.device) * p).sum() for p, g in zip(model.prompts['r'].ctx, snapshot.grad))
+            terms['rationale'] = terms['rationale'] + (full - full.detach()) - (ctl - ctl.detach())
+        elif whole and cfg.route:  # every other rationale at the bank, moved with its nearest pool member
             terms['rationale'] = routed_rationale_ce(img, t, bank.to(dev, t.dtype), rats.to(dev), sg.positives.to(dev), tau)
         elif whole:  # the bank's scores, the pool's fresh ones reweighted (a copy of the bank: the step writes to it below)
             terms['rationale'] = bank_rationale_ce(img, t, bank.to(dev, t.dtype).clone(), rats.to(dev), incl.to(dev), sg.positives.to(dev), tau)
@@ -328,4 +353,35 @@ def routed_rationale_ce(img:Tensor,       # [B, dim] normalised image embeddings
     near = (bank @ bank[rats].T).argmax(1)
     near[rats] = torch.arange(len(rats), device=near.device)
     return multi_positive_ce(tau * img @ (bank + (t - t.detach())[near]).index_copy(0, rats, t).T, positive)
+
+
+# %% ../nbs/05_loss.ipynb #0156379f
+@dataclass
+class Snapshot:
+    "The rationale term at a snapshot of the prompts: every rationale's embedding and the exact gradient over the snapshot's photos."
+    bank: Tensor        # [R, dim] every rationale's normalised embedding at the snapshot
+    grad: list[Tensor]  # gradient of the rationale term with respect to each context tensor of the rationale prompt
+    prompts: int        # prompts encoded with gradient
+
+def take_snapshot(model,                # an `ecor.model.ECOR`
+                  img:Tensor,           # [M, dim] normalised image embeddings of the snapshot's photos
+                  positive:Tensor,      # [M, R] bool, each photo's right rationales (`right_rationales`)
+                  rationales:list[str], # all unique rationales
+                  chunk:int=512,        # prompts encoded with gradient at once; more: the bank first, without gradient
+                 ) -> Snapshot:
+    "Every rationale's embedding, and the exact gradient of -log P(R*|I) over `img` with respect to the rationale prompt's context."
+    ctx, fl, tau = list(model.prompts['r'].ctx), [dict(rationale=r) for r in rationales], model.cosine_scale
+    img, positive = img.detach(), positive.to(img.device)
+    with torch.enable_grad():
+        if len(fl) <= chunk:                  # one pass with gradient
+            t = model.text_embeds('r', fl, cache=False)
+            grads, bank = torch.autograd.grad(multi_positive_ce(tau * img @ t.T, positive), ctx, allow_unused=True), t.detach()
+        else:                                 # memory: one chunk's graph at a time
+            with torch.no_grad(): bank = model.text_embeds('r', fl, cache=False)
+            g, grads = bank_gradients(img, bank, positive, tau), [torch.zeros_like(p) for p in ctx]
+            for i in range(0, len(fl), chunk):
+                t = model.text_embeds('r', fl[i:i + chunk], cache=False)
+                for acc, part in zip(grads, torch.autograd.grad((g[i:i + chunk].to(t.dtype) * t).sum(), ctx, allow_unused=True)):
+                    if part is not None: acc += part
+    return Snapshot(bank, [torch.zeros_like(p) if d is None else d.detach() for p, d in zip(ctx, grads)], len(fl))
 

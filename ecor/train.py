@@ -17,7 +17,7 @@ from accelerate.utils import parse_flag_from_env
 from .rationales import RationaleSet
 from .towers import ImageTower
 from .model import ECOR, file_digest, checkpoint_problem, latest_checkpoint, _CHECKPOINT
-from .loss import LossConfig, method_loss
+from .loss import LossConfig, method_loss, TERMS, take_snapshot, right_rationales
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'subset_key', 'feature_key',
@@ -130,6 +130,19 @@ class LossModule(nn.Module):
         self.categories, self.rationales = list(rset.categories), list(rset.unique_rationales)
         self.register_buffer('membership', rset.membership.clone(), persistent=False)
         self.bank, self.turn = None, 0  # every rationale's embedding, for the losses that read it (`LossConfig.reads_bank`): encoded once, then kept up to date
+        self.snapshot, self.steps, self.photos = None, 0, None  # snapshot_every: the last snapshot, the steps so far, and the training photos (features, labels, true rationales or None), which `train` sets
+
+    def take_snapshot(self, generator=None) -> int: # prompts it encoded with gradient
+        "Snapshot the rationale term (`ecor.loss.take_snapshot`) over `snapshot_photos` training photos, a uniform draw when there are more."
+        if self.photos is None:
+            raise ValueError('LossConfig.snapshot_every needs the training photos: set LossModule.photos = (features, labels, true rationales) (train does)')
+        feats, labels, true_r = self.photos
+        if len(labels) > self.cfg.snapshot_photos:
+            pick = torch.randperm(len(labels), generator=generator)[:self.cfg.snapshot_photos]
+            feats, labels, true_r = feats[pick], labels[pick], None if true_r is None else true_r[pick]
+        with torch.no_grad(): img = self.model.image_embeds(features=feats)
+        self.snapshot = take_snapshot(self.model, img, right_rationales(labels, self.membership, true_r), self.rationales)
+        return self.snapshot.prompts
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
         img = self.model.image_embeds(features=feats)
@@ -143,7 +156,12 @@ class LossModule(nn.Module):
                     emb = self.model.text_embeds('r', [dict(rationale=self.rationales[r]) for r in rows.tolist()], cache=False)
                 if self.bank is None: self.bank = emb.clone()
                 else: self.bank[rows.to(self.bank.device)] = emb.to(self.bank.dtype); self.turn = int(rows[-1] + 1) % R
-        terms = method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, cfg, true_r, generator, self.bank)
+        taken = 0
+        if cfg.snapshot_every and 'r' in TERMS[cfg.method] and cfg.samples_rationales(R):  # a snapshot every `snapshot_every` steps
+            if self.steps % cfg.snapshot_every == 0: taken = self.take_snapshot(generator)
+            self.steps += 1
+        terms = method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, cfg, true_r, generator, self.bank, self.snapshot)
+        if taken: terms['prompts'] = terms['prompts'] + taken  # the step's text with gradient, its snapshot's included
         if fresh is not None: terms['bank_prompts'] = torch.tensor(float(fresh))  # rationales encoded into the bank, without gradient
         return terms
 
@@ -422,6 +440,7 @@ def train(model:ECOR,                  # the model whose prompts (and image head
     elif acc.is_main_process: set_aside_previous_run(out_dir)
     true_r = torch.full_like(labels, -1) if true_rationales is None else true_rationales
     lm = LossModule(model, rset, cfg.loss_config(len(rset.categories)))
+    lm.photos = (feats, labels, true_r)  # what its snapshots are taken over (LossConfig.snapshot_every)
     lm, opt = acc.prepare(lm, opt)
     for epoch in range(start, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)

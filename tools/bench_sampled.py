@@ -49,6 +49,9 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - route-8, grad-40-route: the default's pool (route-8) or about 40 rationales drawn by the gradient (grad-40-route), every
   other rationale moved with its nearest pool member (`LossConfig.route`); -fresh: the same with the bank re-encoded
   whole every step (`bank_refresh=None`)
+- snapshot-8, snapshot-16: the default's pool, and every 8 (16) steps a snapshot: the rationale term's exact gradient over
+  the training photos, which the pool corrects for the prompts' moves until the next one (`LossConfig.snapshot_every`,
+  SVRG); grad-40-snapshot-8: snapshot-8 with about 40 rationales drawn by the gradient
 - grad-40-cv-16-a2, grad-40-cv-28-a2: grad-40-cv-16 with 2 anchors instead of 4 (fewer pair prompts), and the pair
   prompts so saved spent on 12 more medoids
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
@@ -103,6 +106,11 @@ and the runs of two estimators with a higher one-step cosine (none better than g
     python tools/bench_sampled.py --validation --threads 1 --seeds 0 --configs route-8-fresh,grad-40-route-fresh --datasets caltech101 --out fresh.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sys-40-cv-16 --datasets caltech101 --out sys40.csv
     python tools/bench_sampled.py --validation --threads 1 --configs sys-56 --datasets caltech101 --out sys56.csv
+
+and the runs of the snapshot (SVRG) estimator:
+
+    python tools/bench_sampled.py --validation --threads 1 --configs snapshot-8,snapshot-16 --datasets caltech101 --out snap.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs grad-40-snapshot-8 --datasets caltech101 --out gsnap.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -140,7 +148,10 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            # a higher one-step cosine with the exact gradient: systematic draws (LossConfig.systematic), routing (LossConfig.route)
            'sys-56': dict(grad_rationales=56, systematic=True), 'sys-40-cv-16': dict(grad_rationales=40, control_medoids=16, systematic=True),
            'route-8': dict(route=True), 'grad-40-route': dict(grad_rationales=40, route=True),
-           'route-8-fresh': dict(route=True, bank_refresh=None), 'grad-40-route-fresh': dict(grad_rationales=40, route=True, bank_refresh=None)}
+           'route-8-fresh': dict(route=True, bank_refresh=None), 'grad-40-route-fresh': dict(grad_rationales=40, route=True, bank_refresh=None),
+           # every 8 (16) steps a snapshot of the rationale term's exact gradient, the pool correcting it between (LossConfig.snapshot_every)
+           'snapshot-8': dict(snapshot_every=8), 'snapshot-16': dict(snapshot_every=16),
+           'grad-40-snapshot-8': dict(grad_rationales=40, snapshot_every=8)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 

@@ -5,6 +5,8 @@
     python tools/bench_scale.py --models default     # the embedded default model only
     python tools/bench_scale.py --parts train --models default --Cs 100,997 --loss '{"grad_rationales": 72, "control_medoids": 32}'
                                                      # ECOR's steps with other LossConfig fields (a bank, when they read one)
+    python tools/bench_scale.py --parts train --models default --Cs 100,997 --loss '{"snapshot_every": 8}'
+                                                     # with snapshots (over the batch's photos): means over whole cycles of 8 steps
     python tools/bench_scale.py --parts explain --models clip --galleries imagenet --prompts trained --synthetic_pairs 0.3
                                                      # warm cost of a full-size CLIP on ImageNet, stand-in pair embeddings
     python tools/bench_scale.py --parts explain --models default --galleries imagenet --prompts trained --certify
@@ -97,7 +99,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import method_loss
+    from ecor.loss import method_loss, take_snapshot, right_rationales, TERMS
     torch.manual_seed(0)
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
@@ -116,26 +118,32 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
             if torch.is_grad_enabled(): n[0] += sum(len(b) + 2 for b in m.prompts[which].build(fillers)[0])  # + start and end
             return te(which, fillers, cache)
         m.text_embeds = counted
+    every = {k: c.snapshot_every if 'r' in TERMS[c.method] and c.samples_rationales(len(rats)) else 0 for k, c in cfgs.items()}
+    snaps, done = {}, {k: 0 for k in cfgs}
     def step(k, pixels):
         m = models[k]
         img = m.image_embeds(pixel_values=px) if pixels else m.image_embeds(features=feats)
-        before = tokens[k][0]
-        terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g, bank=banks[k])
+        before, took = tokens[k][0], every[k] and done[k] % every[k] == 0
+        if took: snaps[k] = take_snapshot(m, img.detach(), right_rationales(labels, mem), rats)  # as LossModule does, over this batch's photos
+        done[k] += 1
+        terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g, bank=banks[k], snapshot=snaps.get(k))
         opts[k].zero_grad(); terms['loss'].backward(); opts[k].step()
-        return int(terms['prompts']), tokens[k][0] - before
-    out = dict(model=model_name, C=C, R=len(rats), **({'loss': loss} if loss else {}))
+        return int(terms['prompts']) + (len(rats) if took else 0), tokens[k][0] - before
+    cycle = max(every.values())  # snapshots: time whole cycles (one snapshot in every `cycle` steps) and take means, not medians
+    agg = statistics.mean if cycle else statistics.median
+    out = dict(model=model_name, C=C, R=len(rats), **({'loss': loss} if loss else {}), **({'steps_timed': f'means over {cycle}'} if cycle else {}))
     base = rss_mb()
     for pixels in (False, True):
         wall, cpu, prompts, toks = {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}, {k: [] for k in cfgs}
         for k in cfgs: step(k, pixels)                       # warm-up
-        for _ in range(steps if not pixels else max(2, steps // 2)):
+        for _ in range(cycle or (steps if not pixels else max(2, steps // 2))):
             for k in cfgs:                                   # interleaved: drifts in machine load hit both alike
                 t0, c0 = time.perf_counter(), time.process_time()
                 n, t = step(k, pixels); prompts[k].append(n); toks[k].append(t)
                 wall[k].append(time.perf_counter() - t0); cpu[k].append(time.process_time() - c0)
         tag = '_px' if pixels else ''
         for k in cfgs:
-            out[f'{k}_s{tag}'], out[f'{k}_cpu{tag}'] = statistics.median(wall[k]), statistics.median(cpu[k])
+            out[f'{k}_s{tag}'], out[f'{k}_cpu{tag}'] = agg(wall[k]), agg(cpu[k])
             out[f'{k}_prompts'], out[f'{k}_tokens'] = statistics.mean(prompts[k]), statistics.mean(toks[k])
         out[f'ratio{tag}'] = out[f'ecor_s{tag}'] / out[f'coop_s{tag}']
         out[f'ratio_cpu{tag}'] = out[f'ecor_cpu{tag}'] / out[f'coop_cpu{tag}']
@@ -148,7 +156,7 @@ def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') 
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import method_loss
+    from ecor.loss import method_loss, take_snapshot, right_rationales
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
     with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
@@ -157,9 +165,13 @@ def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') 
     cfg, bank = step_setup(m, method, loss, rset)      # the bank's one encoding comes before `base`: not counted
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     base = rss_mb()
-    for _ in range(3):
-        terms = method_loss(m, m.image_embeds(features=feats), labels, rset.categories, rset.unique_rationales, rset.membership,
-                            cfg, generator=torch.Generator().manual_seed(1), bank=bank)
+    snap = None
+    for i in range(3):
+        img = m.image_embeds(features=feats)
+        if i == 0 and cfg.snapshot_every and cfg.samples_rationales(len(rset.unique_rationales)):  # the snapshot's step, and two more
+            snap = take_snapshot(m, img.detach(), right_rationales(labels, rset.membership), rset.unique_rationales)
+        terms = method_loss(m, img, labels, rset.categories, rset.unique_rationales, rset.membership,
+                            cfg, generator=torch.Generator().manual_seed(1), bank=bank, snapshot=snap)
         opt.zero_grad(); terms['loss'].backward(); opt.step()
     return dict(model=model_name, C=C, method=method, peak_step_mb=rss_mb() - base, peak_rss_mb=rss_mb())
 
