@@ -355,7 +355,7 @@ def routed_rationale_ce(img:Tensor,       # [B, dim] normalised image embeddings
     return multi_positive_ce(tau * img @ (bank + (t - t.detach())[near]).index_copy(0, rats, t).T, positive)
 
 
-# %% ../nbs/05_loss.ipynb #0156379f
+# %% ../nbs/05_loss.ipynb #77d85cb7
 @dataclass
 class Snapshot:
     "The rationale term at a snapshot of the prompts: every rationale's embedding and the exact gradient over the snapshot's photos."
