@@ -78,6 +78,11 @@ class LossConfig:
         return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax or self.grad_rationales or self.control_medoids or self.route
                     ) and 'r' in TERMS[self.method] and self.samples_rationales(R)
 
+    def takes_snapshots(self, R:int, # rationales in the gallery
+                       ) -> bool:    # True: every `snapshot_every` steps a snapshot of the rationale term (`take_snapshot`)
+        "Does training take snapshots? Only with `snapshot_every`, for a sampled softmax over rationales."
+        return bool(self.snapshot_every) and 'r' in TERMS[self.method] and self.samples_rationales(R)
+
 @dataclass
 class StepGallery:
     "One step's sampled gallery: each image's right rationales and draw, the sampled entries and their log-Q corrections."
@@ -248,7 +253,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
     if cfg.reads_bank(R) and bank is None:
         f = next(f for f in ('hard_rationales', 'hard_per_image', 'bank_softmax', 'grad_rationales', 'control_medoids') if getattr(cfg, f))
         raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
-    if cfg.snapshot_every and 'r' in TERMS[m] and cfg.samples_rationales(R) and snapshot is None:
+    if cfg.takes_snapshots(R) and snapshot is None:
         raise ValueError('LossConfig.snapshot_every needs `snapshot`, the last snapshot of the rationale term (LossModule takes them)')
     hard_p = always = None
     if cfg.reads_bank(R) and (cfg.hard_rationales or cfg.hard_per_image):  # P(R|I) under the bank, the batch's right rationales left out
@@ -276,7 +281,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
             rats = systematic_draw(pi, generator) if cfg.systematic else (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
             incl = pi[rats]
         t = enc('r', [dict(rationale=rationales[r]) for r in rats])
-        if snapshot is not None and cfg.snapshot_every and cfg.samples_rationales(R):  # the snapshot's exact gradient, the pool's correction since
+        if snapshot is not None and cfg.takes_snapshots(R):  # the snapshot's exact gradient, the pool's correction since
             sb, pos, w = snapshot.bank.to(dev, t.dtype), sg.positives.to(dev), incl.to(dev)
             terms['rationale'] = bank_rationale_ce(img, t, sb, rats.to(dev), w, pos, tau)
             ctl = ((bank_gradients(img, sb, pos, tau)[rats.to(dev)] / w[:, None]) * t).sum()  # the same estimate, at the snapshot

@@ -17,7 +17,7 @@ from accelerate.utils import parse_flag_from_env
 from .rationales import RationaleSet
 from .towers import ImageTower
 from .model import ECOR, file_digest, checkpoint_problem, latest_checkpoint, _CHECKPOINT
-from .loss import LossConfig, method_loss, TERMS, take_snapshot, right_rationales
+from .loss import LossConfig, method_loss, take_snapshot, right_rationales
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FILES', 'RESUME_FREE', 'MAX_LR', 'preprocess_key', 'images_digest', 'subset_key', 'feature_key',
@@ -157,7 +157,7 @@ class LossModule(nn.Module):
                 if self.bank is None: self.bank = emb.clone()
                 else: self.bank[rows.to(self.bank.device)] = emb.to(self.bank.dtype); self.turn = int(rows[-1] + 1) % R
         taken = 0
-        if cfg.snapshot_every and 'r' in TERMS[cfg.method] and cfg.samples_rationales(R):  # a snapshot every `snapshot_every` steps
+        if cfg.takes_snapshots(R):  # a snapshot every `snapshot_every` steps
             if self.steps % cfg.snapshot_every == 0: taken = self.take_snapshot(generator)
             self.steps += 1
         terms = method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, cfg, true_r, generator, self.bank, self.snapshot)

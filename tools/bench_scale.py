@@ -99,7 +99,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import method_loss, take_snapshot, right_rationales, TERMS
+    from ecor.loss import method_loss, take_snapshot, right_rationales
     torch.manual_seed(0)
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
@@ -118,7 +118,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
             if torch.is_grad_enabled(): n[0] += sum(len(b) + 2 for b in m.prompts[which].build(fillers)[0])  # + start and end
             return te(which, fillers, cache)
         m.text_embeds = counted
-    every = {k: c.snapshot_every if 'r' in TERMS[c.method] and c.samples_rationales(len(rats)) else 0 for k, c in cfgs.items()}
+    every = {k: c.snapshot_every if c.takes_snapshots(len(rats)) else 0 for k, c in cfgs.items()}
     snaps, done = {}, {k: 0 for k in cfgs}
     def step(k, pixels):
         m = models[k]
@@ -168,7 +168,7 @@ def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') 
     snap = None
     for i in range(3):
         img = m.image_embeds(features=feats)
-        if i == 0 and cfg.snapshot_every and cfg.samples_rationales(len(rset.unique_rationales)):  # the snapshot's step, and two more
+        if i == 0 and cfg.takes_snapshots(len(rset.unique_rationales)):  # the snapshot's step, and two more
             snap = take_snapshot(m, img.detach(), right_rationales(labels, rset.membership), rset.unique_rationales)
         terms = method_loss(m, img, labels, rset.categories, rset.unique_rationales, rset.membership,
                             cfg, generator=torch.Generator().manual_seed(1), bank=bank, snapshot=snap)
