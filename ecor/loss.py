@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from .definition import NEEDS, Factorisation
+from .towers import length_batches
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'LossConfig', 'StepGallery', 'right_rationales', 'draw_step', 'multi_positive_ce',
-           'bank_rationale_ce', 'method_loss', 'bank_gradients', 'inclusion', 'systematic_draw', 'routed_rationale_ce',
-           'Snapshot', 'take_snapshot']
+__all__ = ['OBJECTIVES', 'RENAMED', 'TERMS', 'ROLLING_FLOOR', 'LossConfig', 'StepGallery', 'right_rationales', 'draw_step',
+           'multi_positive_ce', 'bank_rationale_ce', 'method_loss', 'bank_gradients', 'inclusion', 'systematic_draw',
+           'routed_rationale_ce', 'Snapshot', 'take_snapshot', 'prompt_shares', 'rolling_rationale_ce']
 
 # %% ../nbs/05_loss.ipynb #17269e08
 OBJECTIVES = ('coop', 'dror', 'ecor', 'ecor-inverted', 'ecor-independent') # the trained methods' losses, spelled as in `ecor.evaluate.METHODS`
@@ -36,13 +37,14 @@ class LossConfig:
     hard_rationales: int = 0          # more rationales for that softmax, drawn by the model's own P(R|I) (see `method_loss`); 0: none
     hard_per_image: int = 0           # each image's k most probable wrong rationales under the bank join that softmax surely; 0: none
     bank_softmax: bool = False        # that softmax over every rationale: the bank's scores beside the pool's, an unbiased gradient
-    bank_refresh: int|None = 0        # rationales re-encoded (no gradient) into the bank each step, in turn; None: all of them
+    bank_refresh: int|None = 0        # rationales re-encoded (no gradient) into the bank each step, in turn (`rolling`: the snapshot's); None: all of them
     grad_rationales: int = 0          # that softmax's pool: about this many rationales, each drawn with probability ~ its gradient under the bank; 0: uniform
     control_medoids: int = 0          # rationales encoded a step as control variates: the others' gradients through their nearest one; 0: none
     systematic: bool = False          # the pool drawn by the gradient: systematic sampling along the gallery's order (fixed size); False: Poisson
     route: bool = False               # every rationale outside the pool moves with its nearest pool member (little variance, biased)
     snapshot_every: int = 0           # every this many steps, the rationale term's exact gradient over training photos, corrected by the pool between (SVRG); 0: none
     snapshot_photos: int = 1024       # training photos a snapshot is taken over (a uniform sample when there are more)
+    rolling: bool = False             # one snapshot kept as each rationale's share, the pool's renewed every step (SAGA); the pool: grad_rationales
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
@@ -58,6 +60,13 @@ class LossConfig:
             raise ValueError('LossConfig.systematic=True draws the pool of grad_rationales, which is 0: set grad_rationales > 0')
         if self.snapshot_every and (clash := [f for f in ('bank_softmax', 'control_medoids', 'route') if getattr(self, f)]):
             raise ValueError(f'LossConfig.snapshot_every={self.snapshot_every} replaces the softmax and control variates of {clash[0]}={getattr(self, clash[0])!r}: set one of them')
+        if self.rolling and not self.grad_rationales:
+            raise ValueError('LossConfig.rolling=True draws a pool of grad_rationales rationales, which is 0: set grad_rationales > 0')
+        if self.rolling and self.bank_refresh == 0:
+            raise ValueError('LossConfig.rolling=True needs bank_refresh > 0 (or None, all): the bank rows re-encoded each step, without gradient, '
+                             'or the rationales the pool seldom draws keep stale scores in every softmax (32 measured, 09_train)')
+        if self.rolling and (clash := [f for f in ('hard_rationales', 'hard_per_image', 'systematic') if getattr(self, f)]):
+            raise ValueError(f'LossConfig.rolling=True draws its own pool; it cannot add {clash[0]}={getattr(self, clash[0])!r}: set one of them')
         if self.dror_positives not in ('all', 'one'):
             raise ValueError(f"LossConfig.dror_positives={self.dror_positives!r}: expected 'all' or 'one'")
 
@@ -76,12 +85,12 @@ class LossConfig:
                   ) -> bool:    # True: a step reads (and updates) the bank of every rationale's embedding
         "Does a step need the bank? For hard rationales, the bank softmax, a pool drawn by the gradient, medoids or routing, in a sampled softmax over rationales."
         return bool(self.hard_rationales or self.hard_per_image or self.bank_softmax or self.grad_rationales or self.control_medoids or self.route
-                    ) and 'r' in TERMS[self.method] and self.samples_rationales(R)
+                    ) and not self.rolling and 'r' in TERMS[self.method] and self.samples_rationales(R)  # rolling: the snapshot's bank
 
     def takes_snapshots(self, R:int, # rationales in the gallery
                        ) -> bool:    # True: every `snapshot_every` steps a snapshot of the rationale term (`take_snapshot`)
-        "Does training take snapshots? Only with `snapshot_every`, for a sampled softmax over rationales."
-        return bool(self.snapshot_every) and 'r' in TERMS[self.method] and self.samples_rationales(R)
+        "Does training take snapshots? Only with `snapshot_every` or `rolling` (one at the start), for a sampled softmax over rationales."
+        return bool(self.snapshot_every or self.rolling) and 'r' in TERMS[self.method] and self.samples_rationales(R)
 
 @dataclass
 class StepGallery:
@@ -254,7 +263,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
         f = next(f for f in ('hard_rationales', 'hard_per_image', 'bank_softmax', 'grad_rationales', 'control_medoids') if getattr(cfg, f))
         raise ValueError(f'LossConfig.{f} needs `bank`, the rationale embeddings (LossModule keeps one)')
     if cfg.takes_snapshots(R) and snapshot is None:
-        raise ValueError('LossConfig.snapshot_every needs `snapshot`, the last snapshot of the rationale term (LossModule takes them)')
+        raise ValueError(f"LossConfig.{'rolling' if cfg.rolling else 'snapshot_every'} needs `snapshot`, the last snapshot of the rationale term (LossModule takes them)")
     hard_p = always = None
     if cfg.reads_bank(R) and (cfg.hard_rationales or cfg.hard_per_image):  # P(R|I) under the bank, the batch's right rationales left out
         with torch.no_grad():
@@ -280,8 +289,13 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
             pi = inclusion(g.norm(dim=1).cpu(), cfg.grad_rationales)
             rats = systematic_draw(pi, generator) if cfg.systematic else (torch.rand(R, generator=generator) < pi).nonzero()[:, 0]
             incl = pi[rats]
-        t = enc('r', [dict(rationale=rationales[r]) for r in rats])
-        if snapshot is not None and cfg.takes_snapshots(R):  # the snapshot's exact gradient, the pool's correction since
+        rolling = cfg.rolling and cfg.takes_snapshots(R)
+        t = None if rolling else enc('r', [dict(rationale=rationales[r]) for r in rats])
+        if rolling:  # the snapshot's shares, the pool's renewed (SAGA): it draws and encodes its own pool
+            rats, t, terms['rationale'], renewed = rolling_rationale_ce(model, img, sg.positives.to(dev), rationales, snapshot, cfg.grad_rationales,
+                                                                        cfg.bank_refresh, generator)
+            count[0] += len(rats)
+        elif snapshot is not None and cfg.takes_snapshots(R):  # the snapshot's exact gradient, the pool's correction since
             sb, pos, w = snapshot.bank.to(dev, t.dtype), sg.positives.to(dev), incl.to(dev)
             terms['rationale'] = bank_rationale_ce(img, t, sb, rats.to(dev), w, pos, tau)
             ctl = ((bank_gradients(img, sb, pos, tau)[rats.to(dev)] / w[:, None]) * t).sum()  # the same estimate, at the snapshot
@@ -314,6 +328,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
             terms[name] = multi_positive_ce(s, pos.to(dev), lw.to(dev))
     terms['loss'] = sum(terms.values())
     terms['prompts'] = torch.tensor(float(count[0]))
+    if 'r' in TERMS[m] and rolling: terms['bank_prompts'] = torch.tensor(float(renewed))  # encoded without gradient
     return terms
 
 # %% ../nbs/05_loss.ipynb #7d61aba1
@@ -367,16 +382,28 @@ class Snapshot:
     bank: Tensor        # [R, dim] every rationale's normalised embedding at the snapshot
     grad: list[Tensor]  # gradient of the rationale term with respect to each context tensor of the rationale prompt
     prompts: int        # prompts encoded with gradient
+    shares: Tensor|None = None   # [R, n, width] each rationale's share of `grad`, by context token (`rolling`)
+    img: Tensor|None = None      # [M, dim] the photos every share is over (`rolling`)
+    positive: Tensor|None = None # [M, R] bool, their right rationales
+    cot: Tensor|None = None      # [R, dim] the gradient with respect to each embedding when its share was taken
+    turn: int|None = None        # `rolling`: the next of the M photos that a batch's photo replaces; None: they are all the training photos
+    next_row: int = 0            # `rolling`: the next bank row to re-encode (`LossConfig.bank_refresh`)
 
 def take_snapshot(model,                # an `ecor.model.ECOR`
                   img:Tensor,           # [M, dim] normalised image embeddings of the snapshot's photos
                   positive:Tensor,      # [M, R] bool, each photo's right rationales (`right_rationales`)
                   rationales:list[str], # all unique rationales
                   chunk:int=512,        # prompts encoded with gradient at once; more: the bank first, without gradient
+                  shares:bool=False,    # also each rationale's share of the gradient (`rolling`): the bank first, without gradient
                  ) -> Snapshot:
     "Every rationale's embedding, and the exact gradient of -log P(R*|I) over `img` with respect to the rationale prompt's context."
     ctx, fl, tau = list(model.prompts['r'].ctx), [dict(rationale=r) for r in rationales], model.cosine_scale
     img, positive = img.detach(), positive.to(img.device)
+    if shares:                                # per rationale: one pass without gradient, then chunks, each prompt's own share
+        with torch.no_grad(): bank = model.text_embeds('r', fl, cache=False)
+        cot = bank_gradients(img, bank, positive, tau)
+        part = torch.cat([prompt_shares(model, 'r', fl[i:i + chunk], cot[i:i + chunk])[1] for i in range(0, len(fl), chunk)])
+        return Snapshot(bank, list(part.sum(0).split([len(p) for p in ctx])), len(fl), part, img.clone(), positive.clone(), cot)
     with torch.enable_grad():
         if len(fl) <= chunk:                  # one pass with gradient
             t = model.text_embeds('r', fl, cache=False)
@@ -390,3 +417,58 @@ def take_snapshot(model,                # an `ecor.model.ECOR`
                     if part is not None: acc += part
     return Snapshot(bank, [torch.zeros_like(p) if d is None else d.detach() for p, d in zip(ctx, grads)], len(fl))
 
+
+# %% ../nbs/05_loss.ipynb #a7990460
+def prompt_shares(model,             # an `ecor.model.ECOR`
+                  which:str,         # 'r', 'pair' or 'c'
+                  fillers:list[dict],# slot values of each prompt
+                  cot:Tensor,        # [K, dim] the gradient with respect to each prompt's normalised embedding
+                 ) -> tuple[Tensor, Tensor]: # normalised embeddings [K, dim] (no gradient), shares [K, n, width]
+    "Each prompt's own share of the context's gradient: its embedding's vector-Jacobian product with `cot`, one backward for all."
+    pl, own = model.prompts[which], []
+    batches = length_batches([len(b) for b in pl.build(fillers)[0]], model.config.text_batch_size)  # as `encode`: little padding
+    order = torch.tensor([j for b in batches for j in b])
+    with torch.enable_grad():
+        t = torch.cat([F.normalize(pl([fillers[j] for j in b], per_prompt=own).float(), dim=-1) for b in batches])
+        part = torch.cat(torch.autograd.grad((cot[order.to(cot.device)].to(t.dtype) * t).sum(), own))
+    back = torch.argsort(order).to(t.device)
+    return t.detach()[back], part.detach().float()[back]
+
+ROLLING_FLOOR = 0.1  # a rolling pool's draw: how far each rationale's gradient moved since its share, plus this much of its size
+
+def rolling_rationale_ce(model,              # an `ecor.model.ECOR`
+                         img:Tensor,         # [B, dim] normalised image embeddings of the batch
+                         positive:Tensor,    # [B, R] bool, their right rationales
+                         rationales:list[str], # all unique rationales
+                         snap:Snapshot,      # from `take_snapshot(..., shares=True)`: read, then updated
+                         n:int,              # expected pool size
+                         refresh:int|None=32,# bank rows re-encoded first, without gradient, in turn; None: all of them
+                         generator:torch.Generator|None=None,
+                        ) -> tuple[Tensor, Tensor, Tensor, int]: # the pool [K], its fresh embeddings [K, dim], the term, rows re-encoded
+    "-log P(R*|I) at the bank, the pool fresh; the prompts' gradient: SAGA over the rationales' shares, the pool drawn where they went stale."
+    tau, ctx, dev, R = model.cosine_scale, list(model.prompts['r'].ctx), img.device, len(rationales)
+    rows = torch.arange(R) if refresh is None else (snap.next_row + torch.arange(min(refresh, R))) % R
+    if len(rows):                            # the bank's scores stay recent, drawn or not
+        with torch.no_grad(): snap.bank[rows.to(snap.bank.device)] = model.text_embeds('r', [dict(rationale=rationales[i]) for i in rows.tolist()], cache=False).to(snap.bank.dtype)
+        snap.next_row = int(rows[-1] + 1) % R
+    if snap.turn is not None:                # a window of the latest photos: the batch's replace the oldest
+        k = min(len(img), len(snap.img)); slot = (snap.turn + torch.arange(k, device=snap.img.device)) % len(snap.img)
+        snap.img[slot], snap.positive[slot] = img[-k:].detach().to(snap.img.dtype), positive[-k:].to(snap.positive.device)
+        snap.turn = int(slot[-1] + 1) % len(snap.img)
+    cot = bank_gradients(snap.img, snap.bank, snap.positive, tau)          # every rationale's gradient now, at the bank
+    pi = inclusion(((cot - snap.cot).norm(dim=1) + ROLLING_FLOOR * cot.norm(dim=1)).cpu(), n)
+    rats = (torch.rand(len(pi), generator=generator) < pi).nonzero()[:, 0]
+    est, bank = torch.cat(snap.grad), snap.bank.clone()
+    t = bank[:0]
+    if len(rats):
+        r = rats.to(dev)
+        t, part = prompt_shares(model, 'r', [dict(rationale=rationales[i]) for i in rats.tolist()], cot[r])
+        old = snap.shares[r]
+        est = est + ((part - old) / pi[rats].to(dev)[:, None, None]).sum(0)   # Horvitz-Thompson of what the table missed
+        snap.grad = list((torch.cat(snap.grad) + (part - old).sum(0)).split([len(p) for p in ctx]))
+        snap.shares[r], snap.cot[r] = part, cot[r]
+        bank.index_copy_(0, r, t.to(bank.dtype))
+    value = multi_positive_ce(tau * img @ bank.T, positive)  # the value, and the gradient to the image side
+    snap.bank = bank
+    full = sum((g.to(p.device) * p).sum() for p, g in zip(ctx, est.split([len(p) for p in ctx])))
+    return rats, t, value + (full - full.detach()), len(rows)

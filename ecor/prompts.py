@@ -67,6 +67,7 @@ class PromptLearner(nn.Module):
         return bodies, maps
 
     def forward(self, fillers:list[dict], # one {slot: text} per prompt
+                per_prompt:list|None=None, # given: each prompt's own view of the context, [M, n, width], is appended to it
                ) -> Tensor:               # text embeddings [M, dim] (not normalised)
         "Embed the prompts, with the learned context in place of the template's words."
         tower = self.tower
@@ -80,7 +81,11 @@ class PromptLearner(nn.Module):
         emb = tower.embed_tokens(ids)
         if len(self.ctx):
             ctx = torch.cat(list(self.ctx)).to(emb.dtype)
-            emb = torch.where((cmap >= 0)[..., None], F.embedding(cmap.clamp(min=0), ctx), emb)  # embedding: a backward that sums in a fixed order
+            if per_prompt is None:
+                emb = torch.where((cmap >= 0)[..., None], F.embedding(cmap.clamp(min=0), ctx), emb)  # embedding: a backward that sums in a fixed order
+            else:  # the gradient with respect to `own` is each prompt's share of the context's, [M, n, width]: one backward for all
+                own = ctx[None].expand(len(ids), -1, -1); per_prompt.append(own)
+                emb = torch.where((cmap >= 0)[..., None], torch.gather(own, 1, cmap.clamp(min=0)[..., None].expand(-1, -1, own.shape[-1])), emb)
         return tower.pool(tower.encode(emb, mask), mask, eos)
 
     def encode(self, fillers:list[dict], # one {slot: text} per prompt

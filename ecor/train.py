@@ -135,13 +135,14 @@ class LossModule(nn.Module):
     def take_snapshot(self, generator=None) -> int: # prompts it encoded with gradient
         "Snapshot the rationale term (`ecor.loss.take_snapshot`) over `snapshot_photos` training photos, a uniform draw when there are more."
         if self.photos is None:
-            raise ValueError('LossConfig.snapshot_every needs the training photos: set LossModule.photos = (features, labels, true rationales) (train does)')
+            raise ValueError('LossConfig.snapshot_every and rolling need the training photos: set LossModule.photos = (features, labels, true rationales) (train does)')
         feats, labels, true_r = self.photos
         if len(labels) > self.cfg.snapshot_photos:
             pick = torch.randperm(len(labels), generator=generator)[:self.cfg.snapshot_photos]
             feats, labels, true_r = feats[pick], labels[pick], None if true_r is None else true_r[pick]
         with torch.no_grad(): img = self.model.image_embeds(features=feats)
-        self.snapshot = take_snapshot(self.model, img, right_rationales(labels, self.membership, true_r), self.rationales)
+        self.snapshot = take_snapshot(self.model, img, right_rationales(labels, self.membership, true_r), self.rationales, shares=self.cfg.rolling)
+        if self.cfg.rolling and len(self.photos[1]) > len(labels): self.snapshot.turn = 0  # a sample: batches' photos take turns in it
         return self.snapshot.prompts
 
     def forward(self, feats:Tensor, labels:Tensor, true_r:Tensor|None=None, generator=None) -> dict:
@@ -158,7 +159,7 @@ class LossModule(nn.Module):
                 else: self.bank[rows.to(self.bank.device)] = emb.to(self.bank.dtype); self.turn = int(rows[-1] + 1) % R
         taken = 0
         if cfg.takes_snapshots(R):  # a snapshot every `snapshot_every` steps
-            if self.steps % cfg.snapshot_every == 0: taken = self.take_snapshot(generator)
+            if self.snapshot is None or (cfg.snapshot_every and self.steps % cfg.snapshot_every == 0): taken = self.take_snapshot(generator)
             self.steps += 1
         terms = method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, cfg, true_r, generator, self.bank, self.snapshot)
         if taken: terms['prompts'] = terms['prompts'] + taken  # the step's text with gradient, its snapshot's included

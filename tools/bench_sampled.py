@@ -52,6 +52,9 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - snapshot-8, snapshot-16: the default's pool, and every 8 (16) steps a snapshot: the rationale term's exact gradient over
   the training photos, which the pool corrects for the prompts' moves until the next one (`LossConfig.snapshot_every`,
   SVRG); grad-40-snapshot-8: snapshot-8 with about 40 rationales drawn by the gradient
+- rolling-40: one snapshot at the start, kept as each rationale's share of its gradient; each step's pool, about 40
+  rationales drawn where the shares went stale, renews theirs (`LossConfig.rolling`, SAGA); 32 rows of its bank
+  re-encoded each step without gradient, in turn (`bank_refresh=32`)
 - grad-40-cv-16-a2, grad-40-cv-28-a2: grad-40-cv-16 with 2 anchors instead of 4 (fewer pair prompts), and the pair
   prompts so saved spent on 12 more medoids
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
@@ -111,6 +114,10 @@ and the runs of the snapshot (SVRG) estimator:
 
     python tools/bench_sampled.py --validation --threads 1 --configs snapshot-8,snapshot-16 --datasets caltech101 --out snap.csv
     python tools/bench_sampled.py --validation --threads 1 --configs grad-40-snapshot-8 --datasets caltech101 --out gsnap.csv
+
+and of the rolling snapshot (SAGA):
+
+    python tools/bench_sampled.py --validation --threads 1 --configs rolling-40 --datasets caltech101 --out rolling.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -151,7 +158,11 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            'route-8-fresh': dict(route=True, bank_refresh=None), 'grad-40-route-fresh': dict(grad_rationales=40, route=True, bank_refresh=None),
            # every 8 (16) steps a snapshot of the rationale term's exact gradient, the pool correcting it between (LossConfig.snapshot_every)
            'snapshot-8': dict(snapshot_every=8), 'snapshot-16': dict(snapshot_every=16),
-           'grad-40-snapshot-8': dict(grad_rationales=40, snapshot_every=8)}
+           'grad-40-snapshot-8': dict(grad_rationales=40, snapshot_every=8),
+           # one snapshot, each rationale's share of it renewed when the pool draws it (LossConfig.rolling)
+           'rolling-40': dict(grad_rationales=40, rolling=True, bank_refresh=32),
+           'rolling-40-r16': dict(grad_rationales=40, rolling=True, bank_refresh=16),
+           'rolling-32-r16': dict(grad_rationales=32, rolling=True, bank_refresh=16)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 

@@ -7,6 +7,9 @@
                                                      # ECOR's steps with other LossConfig fields (a bank, when they read one)
     python tools/bench_scale.py --parts train --models default --Cs 100,997 --loss '{"snapshot_every": 8}'
                                                      # with snapshots (over the batch's photos): means over whole cycles of 8 steps
+    python tools/bench_scale.py --parts train --models default --Cs 100,997 --loss '{"grad_rationales": 40, "rolling": true, "bank_refresh": 32}'
+                                                     # one snapshot, renewed by each step's pool (its R prompts in the warm-up step),
+                                                     # over `snapshot_photos` (1,024) photos that the batches take turns in: medians
     python tools/bench_scale.py --parts explain --models clip --galleries imagenet --prompts trained --synthetic_pairs 0.3
                                                      # warm cost of a full-size CLIP on ImageNet, stand-in pair embeddings
     python tools/bench_scale.py --parts explain --models default --galleries imagenet --prompts trained --certify
@@ -90,6 +93,27 @@ def step_setup(m, method: str, loss: str, rset, sample_from: int = 11):
         return cfg, m.text_embeds('r', [dict(rationale=r) for r in rset.unique_rationales], cache=False)
 
 
+def snapshot_for(m, cfg, img, labels, mem, rats):
+    "The snapshot `LossModule` would take: over the batch's photos; for `rolling`, over `snapshot_photos` of them (the batch's, repeated), in turns."
+    import torch
+    from ecor.loss import take_snapshot, right_rationales
+    if not cfg.rolling: return take_snapshot(m, img.detach(), right_rationales(labels, mem), rats)
+    k = -(-cfg.snapshot_photos // len(labels))   # a step's [M, R] product is part of its cost: M as in training on a large set
+    snap = take_snapshot(m, img.detach().repeat(k, 1)[:cfg.snapshot_photos], right_rationales(labels.repeat(k)[:cfg.snapshot_photos], mem), rats, shares=True)
+    snap.turn = 0
+    return snap
+
+
+def count_tokens(m, tokens: list) -> None:
+    "Count the text tokens of every prompt `m` encodes with gradient into tokens[0] (each prompt's own, start and end included)."
+    import torch
+    for pl in m.prompts.values():
+        def forward(fillers, f=pl.forward, pl=pl, **kw):
+            if torch.is_grad_enabled(): tokens[0] += sum(len(b) + 2 for b in pl.build(fillers)[0])
+            return f(fillers, **kw)
+        pl.forward = forward
+
+
 def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int = 11, loss: str = '') -> dict:
     """ECOR (the training defaults: exact below 11 categories, sampled above) and CoOp (full softmax) steps on one batch of 32 photos, one process, interleaved.
 
@@ -99,7 +123,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import method_loss, take_snapshot, right_rationales
+    from ecor.loss import method_loss
     torch.manual_seed(0)
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
@@ -113,18 +137,15 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
     opts = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3) for k, m in models.items()}
     g = torch.Generator().manual_seed(1)
     tokens = {k: [0] for k in cfgs}    # text tokens of the prompts encoded with gradient (each prompt's own, padding not counted)
-    for k, m in models.items():
-        def counted(which, fillers, cache=True, m=m, te=m.text_embeds, n=tokens[k]):
-            if torch.is_grad_enabled(): n[0] += sum(len(b) + 2 for b in m.prompts[which].build(fillers)[0])  # + start and end
-            return te(which, fillers, cache)
-        m.text_embeds = counted
+    for k, m in models.items(): count_tokens(m, tokens[k])
     every = {k: c.snapshot_every if c.takes_snapshots(len(rats)) else 0 for k, c in cfgs.items()}
     snaps, done = {}, {k: 0 for k in cfgs}
     def step(k, pixels):
         m = models[k]
         img = m.image_embeds(pixel_values=px) if pixels else m.image_embeds(features=feats)
-        before, took = tokens[k][0], every[k] and done[k] % every[k] == 0
-        if took: snaps[k] = take_snapshot(m, img.detach(), right_rationales(labels, mem), rats)  # as LossModule does, over this batch's photos
+        before = tokens[k][0]
+        took = (every[k] and done[k] % every[k] == 0) or (k not in snaps and cfgs[k].takes_snapshots(len(rats)))  # rolling: once
+        if took: snaps[k] = snapshot_for(m, cfgs[k], img, labels, mem, rats)
         done[k] += 1
         terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g, bank=banks[k], snapshot=snaps.get(k))
         opts[k].zero_grad(); terms['loss'].backward(); opts[k].step()
@@ -156,7 +177,7 @@ def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') 
     import torch
     from ecor.rationales import load_dror, dror_file
     from ecor.model import ECOR
-    from ecor.loss import method_loss, take_snapshot, right_rationales
+    from ecor.loss import method_loss
     towers = towers_for(model_name, work)
     rset = load_dror(dror_file(GALLERIES[C]))
     with torch.no_grad(): feats = towers.image.features(towers.image.preprocess(photos(32)))
@@ -169,7 +190,7 @@ def step_peak(model_name: str, C: int, work: Path, method: str, loss: str = '') 
     for i in range(3):
         img = m.image_embeds(features=feats)
         if i == 0 and cfg.takes_snapshots(len(rset.unique_rationales)):  # the snapshot's step, and two more
-            snap = take_snapshot(m, img.detach(), right_rationales(labels, rset.membership), rset.unique_rationales)
+            snap = snapshot_for(m, cfg, img, labels, rset.membership, rset.unique_rationales)
         terms = method_loss(m, img, labels, rset.categories, rset.unique_rationales, rset.membership,
                             cfg, generator=torch.Generator().manual_seed(1), bank=bank, snapshot=snap)
         opt.zero_grad(); terms['loss'].backward(); opt.step()
