@@ -45,6 +45,7 @@ class LossConfig:
     snapshot_every: int = 0           # every this many steps, the rationale term's exact gradient over training photos, corrected by the pool between (SVRG); 0: none
     snapshot_photos: int = 1024       # training photos a snapshot is taken over (a uniform sample when there are more)
     rolling: bool = False             # one snapshot kept as each rationale's share, the pool's renewed every step (SAGA); the pool: grad_rationales
+    refresh_oldest: bool = False      # `rolling`: the bank_refresh rows are those encoded longest ago, by the pool or a refresh; False: in turn
 
     def __post_init__(self):
         self.method = RENAMED.get(self.method, self.method)
@@ -54,7 +55,7 @@ class LossConfig:
         for f in ('hard_rationales', 'hard_per_image', 'grad_rationales', 'control_medoids', 'snapshot_every'): self._count(f, 0, 'an integer >= 0', none=False)
         self._count('snapshot_photos', 1, 'a positive integer', none=False)
         self._count('bank_refresh', 0, 'an integer >= 0 or None (all)')
-        for f in ('all_positives', 'bank_softmax', 'systematic', 'route'):
+        for f in ('all_positives', 'bank_softmax', 'systematic', 'route', 'rolling', 'refresh_oldest'):
             if not isinstance(getattr(self, f), bool): raise ValueError(f'LossConfig.{f}={getattr(self, f)!r}: expected True or False')
         if self.systematic and not self.grad_rationales:
             raise ValueError('LossConfig.systematic=True draws the pool of grad_rationales, which is 0: set grad_rationales > 0')
@@ -65,6 +66,8 @@ class LossConfig:
         if self.rolling and self.bank_refresh == 0:
             raise ValueError('LossConfig.rolling=True needs bank_refresh > 0 (or None, all): the bank rows re-encoded each step, without gradient, '
                              'or the rationales the pool seldom draws keep stale scores in every softmax (32 measured, 09_train)')
+        if self.refresh_oldest and not self.rolling:
+            raise ValueError('LossConfig.refresh_oldest=True orders the rolling snapshot\'s bank rows; rolling is False: set rolling=True (and grad_rationales, bank_refresh)')
         if self.rolling and (clash := [f for f in ('hard_rationales', 'hard_per_image', 'systematic') if getattr(self, f)]):
             raise ValueError(f'LossConfig.rolling=True draws its own pool; it cannot add {clash[0]}={getattr(self, clash[0])!r}: set one of them')
         if self.dror_positives not in ('all', 'one'):
@@ -91,6 +94,13 @@ class LossConfig:
                        ) -> bool:    # True: every `snapshot_every` steps a snapshot of the rationale term (`take_snapshot`)
         "Does training take snapshots? Only with `snapshot_every` or `rolling` (one at the start), for a sampled softmax over rationales."
         return bool(self.snapshot_every or self.rolling) and 'r' in TERMS[self.method] and self.samples_rationales(R)
+
+    def snapshot_due(self, R:int,       # rationales in the gallery
+                     step:int,          # steps taken before this one
+                     have:bool,         # a snapshot was taken already
+                    ) -> bool:          # True: take one before this step
+        "Is a snapshot due? The first step's (`rolling`: the only one), then every `snapshot_every` steps."
+        return self.takes_snapshots(R) and (not have or bool(self.snapshot_every) and step % self.snapshot_every == 0)
 
 @dataclass
 class StepGallery:
@@ -293,7 +303,7 @@ def method_loss(model,                   # an `ecor.model.ECOR` (anything with `
         t = None if rolling else enc('r', [dict(rationale=rationales[r]) for r in rats])
         if rolling:  # the snapshot's shares, the pool's renewed (SAGA): it draws and encodes its own pool
             rats, t, terms['rationale'], renewed = rolling_rationale_ce(model, img, sg.positives.to(dev), rationales, snapshot, cfg.grad_rationales,
-                                                                        cfg.bank_refresh, generator)
+                                                                        cfg.bank_refresh, generator, cfg.refresh_oldest)
             count[0] += len(rats)
         elif snapshot is not None and cfg.takes_snapshots(R):  # the snapshot's exact gradient, the pool's correction since
             sb, pos, w = snapshot.bank.to(dev, t.dtype), sg.positives.to(dev), incl.to(dev)
@@ -388,6 +398,7 @@ class Snapshot:
     cot: Tensor|None = None      # [R, dim] the gradient with respect to each embedding when its share was taken
     turn: int|None = None        # `rolling`: the next of the M photos that a batch's photo replaces; None: they are all the training photos
     next_row: int = 0            # `rolling`: the next bank row to re-encode (`LossConfig.bank_refresh`)
+    age: Tensor|None = None      # [R] `rolling`: steps since each bank row was last encoded, by the pool or a refresh
 
 def take_snapshot(model,                # an `ecor.model.ECOR`
                   img:Tensor,           # [M, dim] normalised image embeddings of the snapshot's photos
@@ -403,7 +414,8 @@ def take_snapshot(model,                # an `ecor.model.ECOR`
         with torch.no_grad(): bank = model.text_embeds('r', fl, cache=False)
         cot = bank_gradients(img, bank, positive, tau)
         part = torch.cat([prompt_shares(model, 'r', fl[i:i + chunk], cot[i:i + chunk])[1] for i in range(0, len(fl), chunk)])
-        return Snapshot(bank, list(part.sum(0).split([len(p) for p in ctx])), len(fl), part, img.clone(), positive.clone(), cot)
+        return Snapshot(bank, list(part.sum(0).split([len(p) for p in ctx])), len(fl), part, img.clone(), positive.clone(), cot,
+                        age=torch.zeros(len(fl), dtype=torch.long))
     with torch.enable_grad():
         if len(fl) <= chunk:                  # one pass with gradient
             t = model.text_embeds('r', fl, cache=False)
@@ -444,13 +456,19 @@ def rolling_rationale_ce(model,              # an `ecor.model.ECOR`
                          n:int,              # expected pool size
                          refresh:int|None=32,# bank rows re-encoded first, without gradient, in turn; None: all of them
                          generator:torch.Generator|None=None,
+                         oldest:bool=False,  # the `refresh` rows encoded longest ago (by the pool or a refresh), not the next in turn
                         ) -> tuple[Tensor, Tensor, Tensor, int]: # the pool [K], its fresh embeddings [K, dim], the term, rows re-encoded
     "-log P(R*|I) at the bank, the pool fresh; the prompts' gradient: SAGA over the rationales' shares, the pool drawn where they went stale."
     tau, ctx, dev, R = model.cosine_scale, list(model.prompts['r'].ctx), img.device, len(rationales)
-    rows = torch.arange(R) if refresh is None else (snap.next_row + torch.arange(min(refresh, R))) % R
+    if snap.age is None: snap.age = torch.zeros(R, dtype=torch.long)
+    snap.age += 1
+    if refresh is None: rows = torch.arange(R)
+    elif oldest: rows = torch.sort(snap.age, descending=True, stable=True).indices[:refresh]   # ties: in gallery order
+    else: rows = (snap.next_row + torch.arange(min(refresh, R))) % R
     if len(rows):                            # the bank's scores stay recent, drawn or not
         with torch.no_grad(): snap.bank[rows.to(snap.bank.device)] = model.text_embeds('r', [dict(rationale=rationales[i]) for i in rows.tolist()], cache=False).to(snap.bank.dtype)
-        snap.next_row = int(rows[-1] + 1) % R
+        snap.age[rows] = 0
+        if not oldest: snap.next_row = int(rows[-1] + 1) % R
     if snap.turn is not None:                # a window of the latest photos: the batch's replace the oldest
         k = min(len(img), len(snap.img)); slot = (snap.turn + torch.arange(k, device=snap.img.device)) % len(snap.img)
         snap.img[slot], snap.positive[slot] = img[-k:].detach().to(snap.img.dtype), positive[-k:].to(snap.positive.device)
@@ -468,6 +486,7 @@ def rolling_rationale_ce(model,              # an `ecor.model.ECOR`
         snap.grad = list((torch.cat(snap.grad) + (part - old).sum(0)).split([len(p) for p in ctx]))
         snap.shares[r], snap.cot[r] = part, cot[r]
         bank.index_copy_(0, r, t.to(bank.dtype))
+        snap.age[rats] = 0
     value = multi_positive_ce(tau * img @ bank.T, positive)  # the value, and the gradient to the image side
     snap.bank = bank
     full = sum((g.to(p.device) * p).sum() for p, g in zip(ctx, est.split([len(p) for p in ctx])))

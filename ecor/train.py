@@ -158,8 +158,8 @@ class LossModule(nn.Module):
                 if self.bank is None: self.bank = emb.clone()
                 else: self.bank[rows.to(self.bank.device)] = emb.to(self.bank.dtype); self.turn = int(rows[-1] + 1) % R
         taken = 0
-        if cfg.takes_snapshots(R):  # a snapshot every `snapshot_every` steps
-            if self.snapshot is None or (cfg.snapshot_every and self.steps % cfg.snapshot_every == 0): taken = self.take_snapshot(generator)
+        if cfg.takes_snapshots(R):  # the first step's, then every `snapshot_every` steps
+            if cfg.snapshot_due(R, self.steps, self.snapshot is not None): taken = self.take_snapshot(generator)
             self.steps += 1
         terms = method_loss(self.model, img, labels, self.categories, self.rationales, self.membership, cfg, true_r, generator, self.bank, self.snapshot)
         if taken: terms['prompts'] = terms['prompts'] + taken  # the step's text with gradient, its snapshot's included

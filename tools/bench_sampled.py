@@ -17,6 +17,10 @@ same dataset, config, seed, epochs and lr, every other row is kept (--validation
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-56 --out g56.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-40-cv-16 --out g40.csv
     python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-40-cv-8 --out g40cv8.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs grad-40-snapshot-8 --out gsnap.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs rolling-40 --out r40.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs rolling-40-o16 --out o16.csv
+    python tools/bench_sampled.py --threads 1 --datasets caltech101 --configs rolling-40-o8 --out o8.csv
 
 --threads 1 is part of the recipe: with another thread count torch sums in another order, and a run can end elsewhere
 by about the seed noise (CIFAR-10 exact-anchored, seed 1: DROR RR 0.398 on torch's default 2 threads, 0.357 on one). Of
@@ -55,6 +59,8 @@ Configurations (all ECOR, the embedded default model, 4 epochs, batch 64, lr 2e-
 - rolling-40: one snapshot at the start, kept as each rationale's share of its gradient; each step's pool, about 40
   rationales drawn where the shares went stale, renews theirs (`LossConfig.rolling`, SAGA); 32 rows of its bank
   re-encoded each step without gradient, in turn (`bank_refresh=32`)
+- rolling-40-o16, rolling-40-o8: rolling-40 with 16 (8) bank rows a step, those encoded longest ago by the pool or a
+  refresh (`LossConfig.refresh_oldest`); rolling-32-o16: the same with about 32 rationales a step
 - grad-40-cv-16-a2, grad-40-cv-28-a2: grad-40-cv-16 with 2 anchors instead of 4 (fewer pair prompts), and the pair
   prompts so saved spent on 12 more medoids
 Test metrics come from `ecor.evaluate.method_search` (equal to the full joint's).
@@ -118,6 +124,13 @@ and the runs of the snapshot (SVRG) estimator:
 and of the rolling snapshot (SAGA):
 
     python tools/bench_sampled.py --validation --threads 1 --configs rolling-40 --datasets caltech101 --out rolling.csv
+
+and of its bank rows re-encoded oldest first (rolling-40-o16 chosen on them; rolling-40-o8, the one of the two within
+the step budget of tools/bench_scale.py; rolling-32-o16, run after those two were on the test photos, and not there):
+
+    python tools/bench_sampled.py --validation --threads 1 --configs rolling-40-o16 --datasets caltech101 --out o16.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs rolling-40-o8 --datasets caltech101 --out o8.csv
+    python tools/bench_sampled.py --validation --threads 1 --configs rolling-32-o16 --datasets caltech101 --out r32o16.csv
 """
 from __future__ import annotations
 import argparse, time
@@ -162,7 +175,11 @@ CONFIGS = {'sampled': {}, 'exact-anchored': dict(neg_categories=None, neg_ration
            # one snapshot, each rationale's share of it renewed when the pool draws it (LossConfig.rolling)
            'rolling-40': dict(grad_rationales=40, rolling=True, bank_refresh=32),
            'rolling-40-r16': dict(grad_rationales=40, rolling=True, bank_refresh=16),
-           'rolling-32-r16': dict(grad_rationales=32, rolling=True, bank_refresh=16)}
+           'rolling-32-r16': dict(grad_rationales=32, rolling=True, bank_refresh=16),
+           # the same, the bank rows re-encoded being those encoded longest ago, by the pool or a refresh (LossConfig.refresh_oldest)
+           'rolling-40-o16': dict(grad_rationales=40, rolling=True, bank_refresh=16, refresh_oldest=True),
+           'rolling-40-o8': dict(grad_rationales=40, rolling=True, bank_refresh=8, refresh_oldest=True),
+           'rolling-32-o16': dict(grad_rationales=32, rolling=True, bank_refresh=16, refresh_oldest=True)}
 DATA = {'cifar10': (('cifar10', 'train'), ('cifar10', 'test')), 'caltech101': (('caltech101', 'train'), ('caltech101', 'heldout'))}
 
 

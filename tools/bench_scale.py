@@ -144,7 +144,7 @@ def train_step(model_name: str, C: int, work: Path, steps: int, sample_from: int
         m = models[k]
         img = m.image_embeds(pixel_values=px) if pixels else m.image_embeds(features=feats)
         before = tokens[k][0]
-        took = (every[k] and done[k] % every[k] == 0) or (k not in snaps and cfgs[k].takes_snapshots(len(rats)))  # rolling: once
+        took = cfgs[k].snapshot_due(len(rats), done[k], k in snaps)   # as LossModule: the first step's, then every `snapshot_every`
         if took: snaps[k] = snapshot_for(m, cfgs[k], img, labels, mem, rats)
         done[k] += 1
         terms = method_loss(m, img, labels, cats, rats, mem, cfgs[k], generator=g, bank=banks[k], snapshot=snaps.get(k))
